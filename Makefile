@@ -1,0 +1,27 @@
+# sessrev: PGXS build of a C++17 extension.
+EXTENSION  = sessrev
+MODULE_big = sessrev
+DATA       = $(wildcard sql/sessrev--*.sql)
+OBJS       = $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))
+
+PG_CONFIG ?= pg_config
+
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra
+SHLIB_LINK += -lcrypto -lstdc++
+
+# pg_regress reads test/sql/*.sql and, in PostgreSQL 15, looks for expected
+# output under the output directory (the top level) first: expected/ here.
+REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PostgreSQL's headers are not -Wextra clean; treat them as system headers so
+# the warnings we see are our own.
+override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(CPPFLAGS))
+
+# PGXS compiles LLVM bitcode with clang, which does not see PG_CXXFLAGS.
+COMPILE.cxx.bc += -std=c++17
+
+EXTRA_CLEAN = results regression.diffs regression.out

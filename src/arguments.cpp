@@ -1,0 +1,37 @@
+#include "arguments.hpp"
+
+extern "C" {
+#include "utils/timestamp.h"
+}
+
+#include <string>
+
+namespace sessrev::arguments {
+
+text *required_text(FunctionCallInfo fcinfo, int n, const char *name) {
+    if (PG_ARGISNULL(n))
+        throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(name) + " must not be NULL");
+    return PG_GETARG_TEXT_PP(n);
+}
+
+text *user_id(FunctionCallInfo fcinfo, int n) {
+    text *value = required_text(fcinfo, n, "user_id");
+    const auto length = VARSIZE_ANY_EXHDR(value);
+    if (length == 0)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "user_id must not be empty");
+    if (length > max_user_id_bytes)
+        throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+                       "user_id is longer than " + std::to_string(max_user_id_bytes) + " bytes");
+    return value;
+}
+
+Datum non_negative_interval(FunctionCallInfo fcinfo, int n, const char *name) {
+    if (PG_ARGISNULL(n))
+        throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(name) + " must not be NULL");
+    const Interval *value = PG_GETARG_INTERVAL_P(n);
+    if (value->month < 0 || value->day < 0 || value->time < 0)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, std::string(name) + " must not be negative");
+    return PG_GETARG_DATUM(n);
+}
+
+}  // namespace sessrev::arguments

@@ -1,0 +1,21 @@
+// Checks on SQL arguments shared by the C++ entry points; each failure is an
+// SqlError with the SQLSTATE a caller can act on.
+#pragma once
+
+#include "boundary.hpp"
+
+namespace sessrev::arguments {
+
+// Longest user_id accepted, in bytes.
+inline constexpr int max_user_id_bytes = 256;
+
+// The text argument n, which must be present.
+text *required_text(FunctionCallInfo fcinfo, int n, const char *name);
+
+// The text argument n as a user id: present, not empty, not oversized.
+text *user_id(FunctionCallInfo fcinfo, int n);
+
+// The interval argument n, which must be present and not negative.
+Datum non_negative_interval(FunctionCallInfo fcinfo, int n, const char *name);
+
+}  // namespace sessrev::arguments

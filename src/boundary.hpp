@@ -1,0 +1,127 @@
+// The C++/PostgreSQL error boundary. Every SQL-callable function goes through
+// SESSREV_FUNCTION, and every PostgreSQL call made while C++ objects with
+// destructors are alive goes through pg_call. Nothing else in sessrev catches,
+// throws across, or longjmps across this line.
+//
+//   C++ exception -> PostgreSQL: guarded() converts it to ereport(ERROR) after
+//     the catch block has ended, so the C++ runtime is left clean.
+//   PostgreSQL ERROR -> C++: pg_call() catches the longjmp with PG_TRY, copies
+//     the error, and throws PgError, so destructors run; guarded() rethrows the
+//     original error with its SQLSTATE intact.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
+}
+
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace sessrev {
+
+// An error meant for the SQL caller: a message and its SQLSTATE.
+class SqlError final : public std::exception {
+public:
+    SqlError(int sqlstate, std::string message)
+        : sqlstate_(sqlstate), message_(std::move(message)) {}
+    const char *what() const noexcept override { return message_.c_str(); }
+    int sqlstate() const noexcept { return sqlstate_; }
+
+private:
+    int sqlstate_;
+    std::string message_;
+};
+
+// A PostgreSQL error caught by pg_call; the ErrorData lives in the memory
+// context that was current when pg_call started.
+class PgError final : public std::exception {
+public:
+    explicit PgError(ErrorData *edata) : edata_(edata) {}
+    const char *what() const noexcept override { return edata_->message; }
+    ErrorData *edata() const noexcept { return edata_; }
+
+private:
+    ErrorData *edata_;
+};
+
+// Runs f and returns the PostgreSQL error it raised, or nullptr. The error is
+// copied into the memory context that was current on entry.
+template <typename F>
+ErrorData *catch_pg_error(F &f) {
+    MemoryContext caller_context = CurrentMemoryContext;
+    ErrorData *volatile edata = nullptr;
+    PG_TRY();
+    { f(); }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller_context);
+        edata = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    return edata;
+}
+
+// Runs f, which calls PostgreSQL, turning an ERROR into PgError. f itself must
+// not own C++ objects with destructors: the longjmp skips its frame.
+template <typename F>
+auto pg_call(F &&f) -> decltype(f()) {
+    using Result = decltype(f());
+    if constexpr (std::is_void_v<Result>) {
+        if (ErrorData *edata = catch_pg_error(f)) throw PgError(edata);
+    } else {
+        Result result{};
+        auto assign = [&] { result = f(); };
+        if (ErrorData *edata = catch_pg_error(assign)) throw PgError(edata);
+        return result;
+    }
+}
+
+// Calls body; any C++ exception becomes an ereport(ERROR) raised only once the
+// catch block is over (a longjmp out of a catch block would corrupt the C++
+// runtime's record of exceptions in flight).
+template <Datum (*Body)(FunctionCallInfo)>
+Datum guarded(FunctionCallInfo fcinfo, const char *function_name) {
+    ErrorData *pg_error = nullptr;
+    int sqlstate = ERRCODE_INTERNAL_ERROR;
+    char message[512] = {0};
+    try {
+        return Body(fcinfo);
+    } catch (const PgError &e) {
+        pg_error = e.edata();
+    } catch (const SqlError &e) {
+        sqlstate = e.sqlstate();
+        std::snprintf(message, sizeof message, "%s", e.what());
+    } catch (const std::bad_alloc &) {
+        sqlstate = ERRCODE_OUT_OF_MEMORY;
+        std::snprintf(message, sizeof message, "out of memory");
+    } catch (const std::exception &e) {
+        std::snprintf(message, sizeof message, "internal error in %s: %s", function_name, e.what());
+    } catch (...) {
+        std::snprintf(message, sizeof message, "internal error in %s", function_name);
+    }
+    if (pg_error != nullptr) ReThrowError(pg_error);
+    ereport(ERROR, (errcode(sqlstate), errmsg("%s", message)));
+    pg_unreachable();
+}
+
+}  // namespace sessrev
+
+// Declares an SQL-callable function whose body is C++ run inside guarded().
+// The body may call PostgreSQL directly only while it owns no object with a
+// destructor; otherwise it wraps the call in pg_call.
+#define SESSREV_FUNCTION(name)                                                     \
+    static Datum name##_body(FunctionCallInfo fcinfo);                             \
+    extern "C" {                                                                   \
+    PG_FUNCTION_INFO_V1(name);                                                     \
+    Datum name(PG_FUNCTION_ARGS) { return sessrev::guarded<name##_body>(fcinfo, #name); } \
+    }                                                                              \
+    static Datum name##_body(FunctionCallInfo fcinfo)

@@ -1,0 +1,53 @@
+#include "settings.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "utils/guc.h"
+}
+
+#include <climits>
+
+namespace sessrev::settings {
+
+namespace {
+constexpr int minute = 60;
+constexpr int day = 24 * 60 * minute;
+}  // namespace
+
+int session_ttl = 7 * day;
+int max_ttl = 365 * day;
+int touch_interval = minute;
+int idle_timeout = 0;
+int cleanup_batch_size = 10000;
+int audit_retention = 90 * day;
+
+void define_settings() {
+    DefineCustomIntVariable("sessrev.session_ttl",
+                            "Lifetime of a new session when create_session gets no ttl.",
+                            nullptr, &session_ttl, 7 * day, 1, INT_MAX, PGC_USERSET,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.max_ttl",
+                            "Longest lifetime a session may be given.",
+                            nullptr, &max_ttl, 365 * day, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.touch_interval",
+                            "validate_session moves last_active_at forward at most this often.",
+                            nullptr, &touch_interval, minute, 0, INT_MAX, PGC_USERSET, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.idle_timeout",
+                            "A session idle longer than this is no longer valid; 0 turns it off.",
+                            nullptr, &idle_timeout, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.cleanup_batch_size",
+                            "Rows deleted per statement by cleanup_expired_sessions.", nullptr,
+                            &cleanup_batch_size, 10000, 1, 1000000, PGC_SUSET, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.audit_retention",
+                            "Audit rows older than this are deleted by cleanup; 0 keeps them all.",
+                            nullptr, &audit_retention, 90 * day, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("sessrev");
+}
+
+}  // namespace sessrev::settings

@@ -1,0 +1,16 @@
+// sessrev.* settings (GUCs), defined once in define_settings().
+#pragma once
+
+namespace sessrev::settings {
+
+// All durations are in seconds, as the GUCs store them.
+extern int session_ttl;
+extern int max_ttl;
+extern int touch_interval;
+extern int idle_timeout;
+extern int cleanup_batch_size;
+extern int audit_retention;
+
+void define_settings();
+
+}  // namespace sessrev::settings
