@@ -1,0 +1,396 @@
+-- sessrev 1.0: user sessions kept in the database, revoked immediately.
+\echo Use "CREATE EXTENSION sessrev" to load this file. \quit
+
+--------------------------------------------------------------------------------
+-- Tables
+--------------------------------------------------------------------------------
+
+CREATE TABLE sessrev.sessions (
+    id              uuid        NOT NULL DEFAULT gen_random_uuid(),
+    user_id         text        NOT NULL,
+    token_hash      bytea       NOT NULL,
+    device_info     text,
+    ip_address      inet,
+    user_agent      text,
+    metadata        jsonb       NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_active_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    revoked         boolean     NOT NULL DEFAULT false,
+    revoked_at      timestamptz,
+    revoked_reason  text,
+    revoked_by      text,
+    CONSTRAINT sessions_pkey PRIMARY KEY (id),
+    CONSTRAINT sessions_token_hash_key UNIQUE (token_hash),
+    CONSTRAINT sessions_user_id_not_empty CHECK (user_id <> ''),
+    CONSTRAINT sessions_token_hash_is_sha256 CHECK (octet_length(token_hash) = 32),
+    CONSTRAINT sessions_revoked_has_time CHECK (revoked = (revoked_at IS NOT NULL)),
+    CONSTRAINT sessions_expires_after_creation CHECK (expires_at > created_at),
+    CONSTRAINT sessions_metadata_is_object CHECK (jsonb_typeof(metadata) = 'object')
+);
+
+COMMENT ON TABLE sessrev.sessions IS
+    'One row per session. The token itself is never stored: token_hash is its SHA-256.';
+COMMENT ON COLUMN sessrev.sessions.id IS 'Session id, safe to show to the user (not a credential).';
+COMMENT ON COLUMN sessrev.sessions.user_id IS 'The application''s user id, as text.';
+COMMENT ON COLUMN sessrev.sessions.token_hash IS 'SHA-256 of the bearer token (sessrev.hash_token).';
+COMMENT ON COLUMN sessrev.sessions.device_info IS 'Readable device name, e.g. ''Chrome on macOS''.';
+COMMENT ON COLUMN sessrev.sessions.ip_address IS 'Client address at login.';
+COMMENT ON COLUMN sessrev.sessions.user_agent IS 'User-Agent header at login.';
+COMMENT ON COLUMN sessrev.sessions.metadata IS 'Application data attached to the session (a JSON object).';
+COMMENT ON COLUMN sessrev.sessions.created_at IS 'When the session was created.';
+COMMENT ON COLUMN sessrev.sessions.last_active_at IS
+    'Last validation, moved forward at most once per sessrev.touch_interval.';
+COMMENT ON COLUMN sessrev.sessions.expires_at IS 'After this instant the session is not valid.';
+COMMENT ON COLUMN sessrev.sessions.revoked IS 'True once the session has been revoked.';
+COMMENT ON COLUMN sessrev.sessions.revoked_at IS 'When it was revoked; set exactly when revoked is true.';
+COMMENT ON COLUMN sessrev.sessions.revoked_reason IS 'Why it was revoked, e.g. ''User logout''.';
+COMMENT ON COLUMN sessrev.sessions.revoked_by IS 'Who revoked it, as given by the caller.';
+
+-- A user's live sessions, newest activity first: user_sessions, revoke_user_sessions.
+CREATE INDEX sessions_user_live_idx ON sessrev.sessions (user_id, last_active_at DESC)
+    WHERE NOT revoked;
+COMMENT ON INDEX sessrev.sessions_user_live_idx IS 'A user''s live sessions, most recently active first.';
+-- Cleanup of expired sessions walks this index.
+CREATE INDEX sessions_expires_at_idx ON sessrev.sessions (expires_at);
+COMMENT ON INDEX sessrev.sessions_expires_at_idx IS 'Cleanup of expired sessions.';
+-- Cleanup of long-revoked sessions walks this index.
+CREATE INDEX sessions_revoked_at_idx ON sessrev.sessions (revoked_at) WHERE revoked;
+COMMENT ON INDEX sessrev.sessions_revoked_at_idx IS 'Cleanup of revoked sessions.';
+
+CREATE TABLE sessrev.session_audit_log (
+    id          bigint      GENERATED ALWAYS AS IDENTITY,
+    session_id  uuid,
+    user_id     text,
+    action      text        NOT NULL,
+    actor       text,
+    ip_address  inet,
+    user_agent  text,
+    details     jsonb       NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT session_audit_log_pkey PRIMARY KEY (id)
+);
+
+COMMENT ON TABLE sessrev.session_audit_log IS
+    'Every change to a session, written in the same transaction as the change.';
+COMMENT ON COLUMN sessrev.session_audit_log.session_id IS 'The session concerned; NULL for summary rows.';
+COMMENT ON COLUMN sessrev.session_audit_log.user_id IS 'The user concerned, if any.';
+COMMENT ON COLUMN sessrev.session_audit_log.action IS
+    'SESSION_CREATED, SESSION_REVOKED, REVOKE_ALL_USER, REVOKE_ALL or CLEANUP.';
+COMMENT ON COLUMN sessrev.session_audit_log.actor IS 'Who acted (revoked_by, or the database user for cleanup).';
+COMMENT ON COLUMN sessrev.session_audit_log.ip_address IS 'Client address, where the action had one.';
+COMMENT ON COLUMN sessrev.session_audit_log.user_agent IS 'User-Agent, where the action had one.';
+COMMENT ON COLUMN sessrev.session_audit_log.details IS 'Reason, counts and other facts of the action.';
+COMMENT ON COLUMN sessrev.session_audit_log.created_at IS 'When the action happened (transaction time).';
+
+CREATE INDEX session_audit_log_user_idx ON sessrev.session_audit_log (user_id, created_at);
+COMMENT ON INDEX sessrev.session_audit_log_user_idx IS 'A user''s audit trail in time order.';
+CREATE INDEX session_audit_log_created_at_idx ON sessrev.session_audit_log (created_at);
+COMMENT ON INDEX sessrev.session_audit_log_created_at_idx IS 'Audit trail in time order; audit retention.';
+
+-- pg_dump keeps the rows of extension tables only when they are registered.
+SELECT pg_catalog.pg_extension_config_dump('sessrev.sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log_id_seq', '');
+
+--------------------------------------------------------------------------------
+-- Views
+--------------------------------------------------------------------------------
+
+CREATE VIEW sessrev.active_sessions AS
+SELECT id, user_id, device_info, ip_address, user_agent, metadata,
+       created_at, last_active_at, expires_at
+  FROM sessrev.sessions
+ WHERE NOT revoked AND expires_at > now();
+
+COMMENT ON VIEW sessrev.active_sessions IS
+    'Live sessions (not revoked, not expired), without token_hash.';
+
+--------------------------------------------------------------------------------
+-- Tokens (C++)
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.hash_token(token text) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'hash_token';
+COMMENT ON FUNCTION sessrev.hash_token(text) IS
+    'SHA-256 of a token: what sessrev stores instead of the token.';
+
+CREATE FUNCTION sessrev.generate_token(nbytes integer DEFAULT 32) RETURNS text
+    LANGUAGE c VOLATILE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'generate_token';
+COMMENT ON FUNCTION sessrev.generate_token(integer) IS
+    'nbytes (16..256) of OpenSSL RAND_bytes, base64url without padding.';
+
+CREATE FUNCTION sessrev.device_from_user_agent(user_agent text) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'device_from_user_agent';
+COMMENT ON FUNCTION sessrev.device_from_user_agent(text) IS
+    'Readable device name from a User-Agent, e.g. ''Firefox on Linux''; ''Unknown device'' otherwise.';
+
+--------------------------------------------------------------------------------
+-- Checking a session
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.is_revoked(token text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_revoked_token';
+COMMENT ON FUNCTION sessrev.is_revoked(text) IS
+    'False only for an active, unexpired, not idle-expired session; true otherwise, including NULL and unknown tokens. Never writes.';
+
+CREATE FUNCTION sessrev.is_revoked(session_id uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_revoked_session';
+COMMENT ON FUNCTION sessrev.is_revoked(uuid) IS
+    'is_revoked by session id.';
+
+CREATE FUNCTION sessrev.validate_session(token text)
+RETURNS TABLE (session_id uuid, user_id text, expires_at timestamptz,
+               last_active_at timestamptz, metadata jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_hash  bytea := sessrev.hash_token(validate_session.token);
+    v_idle  interval := current_setting('sessrev.idle_timeout')::interval;
+    v_touch interval := current_setting('sessrev.touch_interval')::interval;
+    v_row   sessrev.sessions%ROWTYPE;
+BEGIN
+    IF v_hash IS NULL OR validate_session.token = '' THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_row FROM sessrev.sessions s
+     WHERE s.token_hash = v_hash AND NOT s.revoked AND s.expires_at > now()
+       AND (v_idle = interval '0' OR s.last_active_at > now() - v_idle);
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- Touch at most once per touch_interval, and often enough that an active
+    -- session never looks idle.
+    IF v_idle > interval '0' AND v_idle / 2 < v_touch THEN
+        v_touch := v_idle / 2;
+    END IF;
+    IF v_row.last_active_at <= now() - v_touch THEN
+        UPDATE sessrev.sessions s SET last_active_at = now()
+         WHERE s.id = v_row.id AND NOT s.revoked;
+        IF NOT FOUND THEN
+            RETURN;  -- revoked by a transaction that committed meanwhile
+        END IF;
+        v_row.last_active_at := now();
+    END IF;
+    RETURN QUERY SELECT v_row.id, v_row.user_id, v_row.expires_at, v_row.last_active_at,
+                        v_row.metadata;
+END
+$$;
+COMMENT ON FUNCTION sessrev.validate_session(text) IS
+    'One row for an active session, none otherwise; moves last_active_at forward at most once per sessrev.touch_interval.';
+
+--------------------------------------------------------------------------------
+-- Creating a session
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.create_session(
+    user_id     text,
+    ttl         interval DEFAULT NULL,
+    ip_address  inet     DEFAULT NULL,
+    user_agent  text     DEFAULT NULL,
+    device_info text     DEFAULT NULL,
+    metadata    jsonb    DEFAULT '{}')
+RETURNS TABLE (session_id uuid, token text, expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    -- A fresh token on every call: a session id is never chosen by the client.
+    v_token   text := sessrev.generate_token(32);
+    v_ttl     interval := coalesce(create_session.ttl,
+                                   current_setting('sessrev.session_ttl')::interval);
+    v_max_ttl interval := current_setting('sessrev.max_ttl')::interval;
+    v_device  text;
+    v_id      uuid;
+    v_expires timestamptz;
+BEGIN
+    IF create_session.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF create_session.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_id) > 256 THEN
+        RAISE EXCEPTION 'user_id is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF now() + v_ttl <= now() THEN
+        RAISE EXCEPTION 'ttl must be positive, got %', v_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF now() + v_ttl > now() + v_max_ttl THEN
+        RAISE EXCEPTION 'ttl % is longer than sessrev.max_ttl (%)', v_ttl, v_max_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_agent) > 1024 THEN
+        RAISE EXCEPTION 'user_agent is longer than 1024 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF octet_length(create_session.device_info) > 256 THEN
+        RAISE EXCEPTION 'device_info is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF create_session.metadata IS NOT NULL AND jsonb_typeof(create_session.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, got %', jsonb_typeof(create_session.metadata)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.metadata::text) > 8192 THEN
+        RAISE EXCEPTION 'metadata is larger than 8192 bytes'
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+
+    v_device := coalesce(create_session.device_info,
+                         sessrev.device_from_user_agent(create_session.user_agent));
+    INSERT INTO sessrev.sessions AS s
+           (user_id, token_hash, device_info, ip_address, user_agent, metadata, expires_at)
+    VALUES (create_session.user_id, sessrev.hash_token(v_token), v_device,
+            create_session.ip_address, create_session.user_agent,
+            coalesce(create_session.metadata, '{}'), now() + v_ttl)
+    RETURNING s.id, s.expires_at INTO v_id, v_expires;
+
+    INSERT INTO sessrev.session_audit_log
+           (session_id, user_id, action, actor, ip_address, user_agent, details)
+    VALUES (v_id, create_session.user_id, 'SESSION_CREATED', create_session.user_id,
+            create_session.ip_address, create_session.user_agent,
+            jsonb_build_object('device_info', v_device, 'expires_at', v_expires));
+
+    RETURN QUERY SELECT v_id, v_token, v_expires;
+END
+$$;
+COMMENT ON FUNCTION sessrev.create_session(text, interval, inet, text, text, jsonb) IS
+    'Creates a session with a fresh random token; returns the token once (only its hash is stored).';
+
+--------------------------------------------------------------------------------
+-- Listing sessions
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.user_sessions(user_id text)
+RETURNS SETOF sessrev.active_sessions
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sessrev.active_sessions a
+     WHERE a.user_id = user_sessions.user_id
+     ORDER BY a.last_active_at DESC, a.created_at DESC
+$$;
+COMMENT ON FUNCTION sessrev.user_sessions(text) IS
+    'A user''s live sessions, most recently active first.';
+
+--------------------------------------------------------------------------------
+-- Revoking sessions
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.revoke_session(
+    session_id uuid,
+    reason     text DEFAULT 'User logout',
+    revoked_by text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH revoked AS (
+        UPDATE sessrev.sessions s
+           SET revoked = true, revoked_at = now(),
+               revoked_reason = revoke_session.reason, revoked_by = revoke_session.revoked_by
+         WHERE s.id = revoke_session.session_id AND NOT s.revoked AND s.expires_at > now()
+     RETURNING s.id, s.user_id
+    ), audit AS (
+        INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+        SELECT r.id, r.user_id, 'SESSION_REVOKED', revoke_session.revoked_by,
+               jsonb_build_object('reason', revoke_session.reason)
+          FROM revoked r
+    )
+    SELECT EXISTS (SELECT 1 FROM revoked)
+$$;
+COMMENT ON FUNCTION sessrev.revoke_session(uuid, text, text) IS
+    'Revokes one live session (log out one device); false when unknown or already revoked.';
+
+CREATE FUNCTION sessrev.revoke_token(
+    token      text,
+    reason     text DEFAULT 'User logout',
+    revoked_by text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(sessrev.revoke_session(
+               (SELECT s.id FROM sessrev.sessions s
+                 WHERE s.token_hash = sessrev.hash_token(revoke_token.token)),
+               revoke_token.reason, revoke_token.revoked_by), false)
+$$;
+COMMENT ON FUNCTION sessrev.revoke_token(text, text, text) IS
+    'Revokes the session of a token (logout); false when unknown or already revoked.';
+
+CREATE FUNCTION sessrev.revoke_user_sessions(
+    user_id            text,
+    reason             text DEFAULT 'Admin action',
+    revoked_by         text DEFAULT NULL,
+    exclude_session_id uuid DEFAULT NULL)
+RETURNS integer
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'revoke_user_sessions';
+COMMENT ON FUNCTION sessrev.revoke_user_sessions(text, text, text, uuid) IS
+    'Revokes every live session of a user except exclude_session_id (password change, force logout); returns the count.';
+
+CREATE FUNCTION sessrev.revoke_all_sessions(
+    reason     text DEFAULT 'Emergency revocation',
+    revoked_by text DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH revoked AS (
+        UPDATE sessrev.sessions s
+           SET revoked = true, revoked_at = now(),
+               revoked_reason = revoke_all_sessions.reason,
+               revoked_by = revoke_all_sessions.revoked_by
+         WHERE NOT s.revoked AND s.expires_at > now()
+     RETURNING s.id, s.user_id
+    ), per_session AS (
+        INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+        SELECT r.id, r.user_id, 'SESSION_REVOKED', revoke_all_sessions.revoked_by,
+               jsonb_build_object('reason', revoke_all_sessions.reason)
+          FROM revoked r
+    ), summary AS (
+        INSERT INTO sessrev.session_audit_log (action, actor, details)
+        SELECT 'REVOKE_ALL', revoke_all_sessions.revoked_by,
+               jsonb_build_object('reason', revoke_all_sessions.reason, 'count', count(*))
+          FROM revoked
+        RETURNING (details ->> 'count')::integer AS n
+    )
+    SELECT n FROM summary
+$$;
+COMMENT ON FUNCTION sessrev.revoke_all_sessions(text, text) IS
+    'Emergency global logout: revokes every live session; returns the count.';
+
+--------------------------------------------------------------------------------
+-- Cleanup
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.cleanup_expired_sessions(
+    expired_retention interval DEFAULT '7 days',
+    revoked_retention interval DEFAULT '30 days')
+RETURNS integer
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'cleanup_expired_sessions';
+COMMENT ON FUNCTION sessrev.cleanup_expired_sessions(interval, interval) IS
+    'Deletes sessions expired longer than expired_retention and revoked longer than revoked_retention, and audit rows older than sessrev.audit_retention, in batches; returns the sessions deleted.';
+
+--------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC. See README.md for an application role's grants.
+--------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA sessrev FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA sessrev FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA sessrev FROM PUBLIC;
+REVOKE ALL ON SCHEMA sessrev FROM PUBLIC;
