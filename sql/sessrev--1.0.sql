@@ -47,6 +47,9 @@ COMMENT ON COLUMN sessrev.sessions.revoked_at IS 'When it was revoked; set exact
 COMMENT ON COLUMN sessrev.sessions.revoked_reason IS 'Why it was revoked, e.g. ''User logout''.';
 COMMENT ON COLUMN sessrev.sessions.revoked_by IS 'Who revoked it, as given by the caller.';
 
+COMMENT ON INDEX sessrev.sessions_pkey IS 'Lookup by session id (is_revoked(uuid), revoke_session).';
+COMMENT ON INDEX sessrev.sessions_token_hash_key IS 'Lookup by token hash (is_revoked(text), validate_session).';
+
 -- A user's live sessions, newest activity first: user_sessions, revoke_user_sessions.
 CREATE INDEX sessions_user_live_idx ON sessrev.sessions (user_id, last_active_at DESC)
     WHERE NOT revoked;
@@ -73,6 +76,8 @@ CREATE TABLE sessrev.session_audit_log (
 
 COMMENT ON TABLE sessrev.session_audit_log IS
     'Every change to a session, written in the same transaction as the change.';
+COMMENT ON INDEX sessrev.session_audit_log_pkey IS 'Audit rows by id.';
+COMMENT ON COLUMN sessrev.session_audit_log.id IS 'Audit row id, increasing in commit-independent insertion order.';
 COMMENT ON COLUMN sessrev.session_audit_log.session_id IS 'The session concerned; NULL for summary rows.';
 COMMENT ON COLUMN sessrev.session_audit_log.user_id IS 'The user concerned, if any.';
 COMMENT ON COLUMN sessrev.session_audit_log.action IS
