@@ -316,7 +316,7 @@ AS $$
     SELECT EXISTS (SELECT 1 FROM revoked)
 $$;
 COMMENT ON FUNCTION sessrev.revoke_session(uuid, text, text) IS
-    'Revokes one live session (log out one device); false when unknown or already revoked.';
+    'Revokes one live session (log out one device); false when unknown, expired or already revoked.';
 
 CREATE FUNCTION sessrev.revoke_token(
     token      text,
@@ -332,7 +332,7 @@ AS $$
                revoke_token.reason, revoke_token.revoked_by), false)
 $$;
 COMMENT ON FUNCTION sessrev.revoke_token(text, text, text) IS
-    'Revokes the session of a token (logout); false when unknown or already revoked.';
+    'Revokes the session of a token (logout); false when unknown, expired or already revoked.';
 
 CREATE FUNCTION sessrev.revoke_user_sessions(
     user_id            text,
