@@ -350,9 +350,12 @@ CREATE FUNCTION sessrev.revoke_all_sessions(
     reason     text DEFAULT 'Emergency revocation',
     revoked_by text DEFAULT NULL)
 RETURNS integer
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_count integer;
+BEGIN
     WITH revoked AS (
         UPDATE sessrev.sessions s
            SET revoked = true, revoked_at = now(),
@@ -365,14 +368,15 @@ AS $$
         SELECT r.id, r.user_id, 'SESSION_REVOKED', revoke_all_sessions.revoked_by,
                jsonb_build_object('reason', revoke_all_sessions.reason)
           FROM revoked r
-    ), summary AS (
-        INSERT INTO sessrev.session_audit_log (action, actor, details)
-        SELECT 'REVOKE_ALL', revoke_all_sessions.revoked_by,
-               jsonb_build_object('reason', revoke_all_sessions.reason, 'count', count(*))
-          FROM revoked
-        RETURNING (details ->> 'count')::integer AS n
     )
-    SELECT n FROM summary
+    SELECT count(*) INTO v_count FROM revoked;
+
+    -- The summary follows the per-session rows in id order.
+    INSERT INTO sessrev.session_audit_log (action, actor, details)
+    VALUES ('REVOKE_ALL', revoke_all_sessions.revoked_by,
+            jsonb_build_object('reason', revoke_all_sessions.reason, 'count', v_count));
+    RETURN v_count;
+END
 $$;
 COMMENT ON FUNCTION sessrev.revoke_all_sessions(text, text) IS
     'Emergency global logout: revokes every live session; returns the count.';

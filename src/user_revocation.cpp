@@ -10,6 +10,7 @@ extern "C" {
 
 namespace {
 
+// Revokes and writes one SESSION_REVOKED row per session; returns the count.
 constexpr const char *revoke_user_query = R"SQL(
 WITH revoked AS (
     UPDATE sessrev.sessions
@@ -22,12 +23,14 @@ WITH revoked AS (
     SELECT id, user_id, 'SESSION_REVOKED', $3, pg_catalog.jsonb_build_object('reason', $2)
       FROM revoked
 )
+SELECT pg_catalog.count(*) FROM revoked
+)SQL";
+
+// The summary row, written after the per-session rows so it follows them in id order.
+constexpr const char *summary_query = R"SQL(
 INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
-SELECT $1, 'REVOKE_ALL_USER', $3,
-       pg_catalog.jsonb_build_object('reason', $2, 'count', pg_catalog.count(*),
-                                     'excluded_session_id', $4)
-  FROM revoked
-RETURNING (details ->> 'count')::bigint
+VALUES ($1, 'REVOKE_ALL_USER', $3,
+        pg_catalog.jsonb_build_object('reason', $2, 'count', $5, 'excluded_session_id', $4))
 )SQL";
 
 }  // namespace
@@ -35,9 +38,9 @@ RETURNING (details ->> 'count')::bigint
 // revoke_user_sessions(user_id text, reason text, revoked_by text,
 //                      exclude_session_id uuid) RETURNS integer
 SESSREV_FUNCTION(revoke_user_sessions) {
-    Datum values[4];
-    char nulls[4] = {' ', ' ', ' ', ' '};
-    Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID};
+    Datum values[5];
+    char nulls[5] = {' ', ' ', ' ', ' ', ' '};
+    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, INT8OID};
     values[0] = PointerGetDatum(sessrev::arguments::user_id(fcinfo, 0));
     for (int i = 1; i < 4; i++) {
         if (PG_ARGISNULL(i))
@@ -47,6 +50,9 @@ SESSREV_FUNCTION(revoke_user_sessions) {
     }
     SPI_connect();
     int64 count = sessrev::spi::single_int64(revoke_user_query, 4, types, values, nulls);
+    values[4] = Int64GetDatum(count);
+    if (SPI_execute_with_args(summary_query, 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "sessrev: could not write the REVOKE_ALL_USER audit row");
     SPI_finish();
     PG_RETURN_INT32(static_cast<int32>(count));
 }
