@@ -137,14 +137,16 @@ COMMENT ON FUNCTION sessrev.device_from_user_agent(text) IS
 -- Checking a session
 --------------------------------------------------------------------------------
 
+-- PARALLEL RESTRICTED: each call reads the latest committed state, which a
+-- parallel worker cannot take.
 CREATE FUNCTION sessrev.is_revoked(token text) RETURNS boolean
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'is_revoked_token';
 COMMENT ON FUNCTION sessrev.is_revoked(text) IS
-    'False only for an active, unexpired, not idle-expired session; true otherwise, including NULL and unknown tokens. Never writes.';
+    'False only for an active, unexpired, not idle-expired session; true otherwise, including NULL and unknown tokens. Reads the latest committed state (from the shared-memory cache when preloaded). Never writes.';
 
 CREATE FUNCTION sessrev.is_revoked(session_id uuid) RETURNS boolean
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'is_revoked_session';
 COMMENT ON FUNCTION sessrev.is_revoked(uuid) IS
     'is_revoked by session id.';
@@ -380,6 +382,44 @@ END
 $$;
 COMMENT ON FUNCTION sessrev.revoke_all_sessions(text, text) IS
     'Emergency global logout: revokes every live session; returns the count.';
+
+--------------------------------------------------------------------------------
+-- The shared-memory cache (when sessrev is in shared_preload_libraries)
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.sessions_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'sessions_changed';
+COMMENT ON FUNCTION sessrev.sessions_changed() IS
+    'Trigger: records changed sessions so that the cache drops them when the transaction commits.';
+
+-- ALWAYS: the cache must hear of changes even under session_replication_role = replica.
+CREATE TRIGGER sessions_cache_invalidation
+    AFTER UPDATE OR DELETE ON sessrev.sessions
+    FOR EACH ROW EXECUTE FUNCTION sessrev.sessions_changed();
+ALTER TABLE sessrev.sessions ENABLE ALWAYS TRIGGER sessions_cache_invalidation;
+COMMENT ON TRIGGER sessions_cache_invalidation ON sessrev.sessions IS
+    'Keeps the is_revoked cache true to committed rows.';
+CREATE TRIGGER sessions_cache_flush
+    AFTER TRUNCATE ON sessrev.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION sessrev.sessions_changed();
+ALTER TABLE sessrev.sessions ENABLE ALWAYS TRIGGER sessions_cache_flush;
+COMMENT ON TRIGGER sessions_cache_flush ON sessrev.sessions IS
+    'Empties the is_revoked cache when the table is truncated.';
+
+CREATE FUNCTION sessrev.cache_stats()
+RETURNS TABLE (enabled boolean, capacity bigint, entries bigint, hits bigint,
+               misses bigint, evictions bigint, invalidations bigint)
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cache_stats';
+COMMENT ON FUNCTION sessrev.cache_stats() IS
+    'The is_revoked cache: whether it is enabled, its capacity and entries, and hits, misses, evictions and invalidations since the last reset.';
+
+CREATE FUNCTION sessrev.cache_reset() RETURNS void
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cache_reset';
+COMMENT ON FUNCTION sessrev.cache_reset() IS
+    'Empties the is_revoked cache and zeroes its counters.';
 
 --------------------------------------------------------------------------------
 -- Cleanup

@@ -119,9 +119,9 @@ Datum guarded(FunctionCallInfo fcinfo, const char *function_name) {
 // The body may call PostgreSQL directly only while it owns no object with a
 // destructor; otherwise it wraps the call in pg_call.
 #define SESSREV_FUNCTION(name)                                                     \
-    static Datum name##_body(FunctionCallInfo fcinfo);                             \
+    static Datum name##_body([[maybe_unused]] FunctionCallInfo fcinfo);            \
     extern "C" {                                                                   \
     PG_FUNCTION_INFO_V1(name);                                                     \
     Datum name(PG_FUNCTION_ARGS) { return sessrev::guarded<name##_body>(fcinfo, #name); } \
     }                                                                              \
-    static Datum name##_body(FunctionCallInfo fcinfo)
+    static Datum name##_body([[maybe_unused]] FunctionCallInfo fcinfo)

@@ -3,12 +3,36 @@ extern "C" {
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 PG_MODULE_MAGIC;
 
 void _PG_init(void);
 }
 
+#include "cache.hpp"
+#include "cache_invalidation.hpp"
+#include "session_lookup.hpp"
 #include "settings.hpp"
 
-extern "C" void _PG_init(void) { sessrev::settings::define_settings(); }
+namespace {
+
+shmem_request_hook_type prev_shmem_request = nullptr;
+
+void request_shmem() {
+    if (prev_shmem_request) prev_shmem_request();
+    sessrev::cache::request_shmem();
+}
+
+}  // namespace
+
+extern "C" void _PG_init(void) {
+    sessrev::settings::define_settings();
+    sessrev::lookup::register_callbacks();
+    sessrev::invalidation::register_callbacks();
+    // The cache lives in shared memory, which only preloading can reserve.
+    if (!process_shared_preload_libraries_in_progress) return;
+    prev_shmem_request = shmem_request_hook;
+    shmem_request_hook = request_shmem;
+    sessrev::cache::startup_shmem();
+}

@@ -1,11 +1,45 @@
-// SQL-callable is_revoked(token text) and is_revoked(session_id uuid).
+// SQL-callable is_revoked(token text) and is_revoked(session_id uuid): from the
+// shared-memory cache when it is enabled, from the sessions table otherwise.
 #include "boundary.hpp"
+#include "cache.hpp"
+#include "cache_invalidation.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
 
 extern "C" {
+#include "access/xlog.h"
+#include "miscadmin.h"
 #include "utils/uuid.h"
 }
+
+namespace {
+
+using sessrev::cache::Key;
+using sessrev::cache::Kind;
+
+// The cache serves this backend unless it is off, the server is a standby (the
+// cache learns of changes from triggers, which replay does not fire), or this
+// transaction has uncommitted changes to sessions of its own.
+bool cache_usable() {
+    return sessrev::cache::enabled() && !RecoveryInProgress() &&
+           !sessrev::invalidation::pending_in_transaction();
+}
+
+// True when the session found through index by value is live.
+bool is_live(sessrev::lookup::Key index, Datum value, const Key &key) {
+    namespace cache = sessrev::cache;
+    cache::Times times;
+    if (!cache_usable()) return sessrev::lookup::find_live_session(index, value, &times);
+    // A hit whose times have run out is not trusted: the table decides.
+    if (cache::lookup(key, &times) && sessrev::lookup::times_are_live(times)) return true;
+    cache::count_miss(key);
+    cache::FillTicket ticket = cache::ticket(key);
+    bool live = sessrev::lookup::find_live_session(index, value, &times);
+    if (live) cache::fill(key, times, ticket);
+    return live;
+}
+
+}  // namespace
 
 // is_revoked(token text) RETURNS boolean: false only for a live session.
 SESSREV_FUNCTION(is_revoked_token) {
@@ -23,13 +57,17 @@ SESSREV_FUNCTION(is_revoked_token) {
     SET_VARSIZE(&hash_bytea, sizeof hash_bytea);
     memcpy(hash_bytea.data, hash.data(), hash.size());
 
-    using sessrev::lookup::Key;
-    PG_RETURN_BOOL(!sessrev::lookup::session_is_live(Key::token_hash, PointerGetDatum(&hash_bytea)));
+    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
+    memcpy(key.bytes, hash.data(), hash.size());
+    PG_RETURN_BOOL(
+        !is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key));
 }
 
 // is_revoked(session_id uuid) RETURNS boolean
 SESSREV_FUNCTION(is_revoked_session) {
     if (PG_ARGISNULL(0)) PG_RETURN_BOOL(true);
-    using sessrev::lookup::Key;
-    PG_RETURN_BOOL(!sessrev::lookup::session_is_live(Key::session_id, PG_GETARG_DATUM(0)));
+    const pg_uuid_t *id = PG_GETARG_UUID_P(0);
+    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
+    memcpy(key.bytes, id->data, UUID_LEN);
+    PG_RETURN_BOOL(!is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key));
 }

@@ -10,8 +10,8 @@ extern "C" {
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
-#include "storage/lmgr.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -21,18 +21,11 @@ extern "C" {
 namespace sessrev::lookup {
 namespace {
 
-// The relation and the attributes a liveness check reads, resolved by name
-// once per backend and again whenever the extension is re-created.
-struct Layout {
-    Oid sessions = InvalidOid;
-    Oid token_index = InvalidOid;
-    Oid id_index = InvalidOid;
-    AttrNumber revoked = InvalidAttrNumber;
-    AttrNumber expires_at = InvalidAttrNumber;
-    AttrNumber last_active_at = InvalidAttrNumber;
-};
-
 Layout cached_layout;
+
+void forget_layout(Datum, Oid relid) {
+    if (relid == InvalidOid || relid == cached_layout.sessions) cached_layout = Layout{};
+}
 
 Oid relation_in_schema(Oid schema, const char *name) {
     Oid relid = get_relname_relid(name, schema);
@@ -43,50 +36,45 @@ Oid relation_in_schema(Oid schema, const char *name) {
     return relid;
 }
 
+}  // namespace
+
+void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
+
 const Layout &layout() {
+    if (OidIsValid(cached_layout.sessions)) return cached_layout;
     Oid schema = get_namespace_oid("sessrev", true);
     if (!OidIsValid(schema))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema sessrev does not exist"),
                         errhint("Run CREATE EXTENSION sessrev.")));
-    Oid sessions = relation_in_schema(schema, "sessions");
-    if (sessions != cached_layout.sessions) {
-        Layout fresh;
-        fresh.token_index = relation_in_schema(schema, "sessions_token_hash_key");
-        fresh.id_index = relation_in_schema(schema, "sessions_pkey");
-        fresh.revoked = get_attnum(sessions, "revoked");
-        fresh.expires_at = get_attnum(sessions, "expires_at");
-        fresh.last_active_at = get_attnum(sessions, "last_active_at");
-        fresh.sessions = sessions;
-        cached_layout = fresh;
-    }
+    Layout fresh;
+    fresh.sessions = relation_in_schema(schema, "sessions");
+    fresh.token_index = relation_in_schema(schema, "sessions_token_hash_key");
+    fresh.id_index = relation_in_schema(schema, "sessions_pkey");
+    fresh.id = get_attnum(fresh.sessions, "id");
+    fresh.token_hash = get_attnum(fresh.sessions, "token_hash");
+    fresh.revoked = get_attnum(fresh.sessions, "revoked");
+    fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
+    fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
+    cached_layout = fresh;
     return cached_layout;
 }
 
-bool row_is_live(TupleTableSlot *slot, const Layout &l) {
-    bool isnull;
-    Datum revoked = slot_getattr(slot, l.revoked, &isnull);
-    if (isnull || DatumGetBool(revoked)) return false;
+bool times_are_live(const cache::Times &times) {
     // now() in SQL: the transaction's start, so every function agrees.
     TimestampTz now = GetCurrentTransactionStartTimestamp();
-    Datum expires_at = slot_getattr(slot, l.expires_at, &isnull);
-    if (isnull || DatumGetTimestampTz(expires_at) <= now) return false;
-    if (settings::idle_timeout > 0) {
-        Datum last_active_at = slot_getattr(slot, l.last_active_at, &isnull);
-        TimestampTz idle_limit = DatumGetTimestampTz(last_active_at) +
-                                 static_cast<int64>(settings::idle_timeout) * USECS_PER_SEC;
-        if (isnull || idle_limit <= now) return false;
-    }
+    if (times.expires_at <= now) return false;
+    if (settings::idle_timeout > 0 &&
+        times.last_active_at + static_cast<int64>(settings::idle_timeout) * USECS_PER_SEC <= now)
+        return false;
     return true;
 }
 
-}  // namespace
-
-bool session_is_live(Key key, Datum value) {
+bool find_live_session(Key key, Datum value, cache::Times *times) {
     const Layout &l = layout();
     Relation sessions = table_open(l.sessions, AccessShareLock);
     Relation index =
         index_open(key == Key::token_hash ? l.token_index : l.id_index, AccessShareLock);
-    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
 
     ScanKeyData scan_key;
     ScanKeyInit(&scan_key, 1, BTEqualStrategyNumber,
@@ -95,10 +83,19 @@ bool session_is_live(Key key, Datum value) {
     index_rescan(scan, &scan_key, 1, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(sessions, nullptr);
 
-    bool live = index_getnext_slot(scan, ForwardScanDirection, slot) && row_is_live(slot, l);
+    bool live = false;
+    if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        bool revoked_null, expires_null, active_null;
+        bool revoked = DatumGetBool(slot_getattr(slot, l.revoked, &revoked_null));
+        times->expires_at = DatumGetTimestampTz(slot_getattr(slot, l.expires_at, &expires_null));
+        times->last_active_at =
+            DatumGetTimestampTz(slot_getattr(slot, l.last_active_at, &active_null));
+        live = !revoked_null && !revoked && !expires_null && !active_null && times_are_live(*times);
+    }
 
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
+    UnregisterSnapshot(snapshot);
     index_close(index, NoLock);
     table_close(sessions, NoLock);
     return live;

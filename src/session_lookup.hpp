@@ -1,18 +1,44 @@
-// Direct indexed lookup of a session's liveness in sessrev.sessions.
+// Direct indexed lookup of a session in sessrev.sessions.
 #pragma once
 
 extern "C" {
 #include "postgres.h"
+
+#include "access/attnum.h"
 }
+
+#include "cache.hpp"
 
 namespace sessrev::lookup {
 
 // Which unique index a lookup goes through.
 enum class Key { token_hash, session_id };
 
-// True when the row found by key is an active, unexpired, not idle-expired
-// session as seen by the current snapshot; false for anything else. Reads
-// without table privileges: callers are gated by EXECUTE on the function.
-bool session_is_live(Key key, Datum value);
+// Where sessrev.sessions is and how its rows are laid out, resolved by name
+// once per backend and again after any relcache invalidation of the table.
+struct Layout {
+    Oid sessions = InvalidOid;
+    Oid token_index = InvalidOid;
+    Oid id_index = InvalidOid;
+    AttrNumber id = InvalidAttrNumber;
+    AttrNumber token_hash = InvalidAttrNumber;
+    AttrNumber revoked = InvalidAttrNumber;
+    AttrNumber expires_at = InvalidAttrNumber;
+    AttrNumber last_active_at = InvalidAttrNumber;
+};
+
+// The layout; raises an error if the extension is not installed here.
+const Layout &layout();
+
+void register_callbacks();
+
+// Whether times describe a session that is live now.
+bool times_are_live(const cache::Times &times);
+
+// Looks the session up with a fresh snapshot (the latest committed state plus
+// this transaction's own changes), so the answer is never older than the last
+// commit. True and fills times when the row is a live session. Reads without
+// table privileges: callers are gated by EXECUTE on the function.
+bool find_live_session(Key key, Datum value, cache::Times *times);
 
 }  // namespace sessrev::lookup

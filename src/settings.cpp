@@ -3,6 +3,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 }
 
@@ -21,6 +22,7 @@ int touch_interval = minute;
 int idle_timeout = 0;
 int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
+int cache_size = 262144;
 
 void define_settings() {
     DefineCustomIntVariable("sessrev.session_ttl",
@@ -47,6 +49,13 @@ void define_settings() {
                             "Audit rows older than this are deleted by cleanup; 0 keeps them all.",
                             nullptr, &audit_retention, 90 * day, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
+    // A postmaster-only setting can be defined only while preloading.
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomIntVariable("sessrev.cache_size",
+                            "Entries in the shared-memory cache of live sessions; 0 disables it.",
+                            "Takes effect only with sessrev in shared_preload_libraries; 64 bytes per entry.",
+                            &cache_size, 262144, 0, 64 * 1024 * 1024, PGC_POSTMASTER, 0, nullptr,
+                            nullptr, nullptr);
     MarkGUCPrefixReserved("sessrev");
 }
 

@@ -10,7 +10,9 @@ extern int touch_interval;
 extern int idle_timeout;
 extern int cleanup_batch_size;
 extern int audit_retention;
+extern int cache_size;  // entries; defined only when preloaded
 
+// Defines every sessrev.* GUC; cache_size only means something when preloading.
 void define_settings();
 
 }  // namespace sessrev::settings

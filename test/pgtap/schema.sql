@@ -1,6 +1,6 @@
 -- The extension's objects: tables, columns, constraints, indexes, functions, comments.
 BEGIN;
-SELECT plan(48);
+SELECT plan(51);
 
 SELECT has_schema('sessrev');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'sessrev'), false,
@@ -79,14 +79,24 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                   FROM pg_proc p WHERE p.pronamespace = 'sessrev'::regnamespace
                    AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                  ORDER BY 1),
-          ARRAY['cleanup_expired_sessions(expired_retention interval, revoked_retention interval)',
+          ARRAY['cache_reset()',
+                'cache_stats()',
+                'cleanup_expired_sessions(expired_retention interval, revoked_retention interval)',
                 'device_from_user_agent(user_agent text)',
                 'generate_token(nbytes integer)',
                 'hash_token(token text)',
                 'is_revoked(session_id uuid)',
                 'is_revoked(token text)',
-                'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)'],
+                'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
+                'sessions_changed()'],
           'the C++ functions are the ones the contract names');
+
+SELECT triggers_are('sessrev', 'sessions', ARRAY['sessions_cache_invalidation', 'sessions_cache_flush'],
+                    'sessions carries the cache invalidation triggers');
+SELECT is(ARRAY(SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = 'sessrev.sessions'::regclass
+                 AND NOT tgisinternal ORDER BY tgname), ARRAY['A', 'A'],
+          'the cache triggers fire even under session_replication_role = replica');
+SELECT has_function('sessrev', 'cache_stats', '{}'::name[], 'cache_stats()');
 
 -- Every object explains itself in \d+ and \df+.
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c

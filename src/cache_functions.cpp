@@ -1,0 +1,32 @@
+// SQL-callable cache_stats() and cache_reset().
+#include "boundary.hpp"
+#include "cache.hpp"
+
+extern "C" {
+#include "funcapi.h"
+#include "utils/tuplestore.h"
+}
+
+// cache_stats() RETURNS TABLE(enabled boolean, capacity bigint, entries bigint,
+//     hits bigint, misses bigint, evictions bigint, invalidations bigint)
+SESSREV_FUNCTION(cache_stats) {
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    const sessrev::cache::Stats s = sessrev::cache::stats();
+    Datum values[7] = {BoolGetDatum(s.enabled),   Int64GetDatum(s.capacity),
+                       Int64GetDatum(s.entries),  Int64GetDatum(s.hits),
+                       Int64GetDatum(s.misses),   Int64GetDatum(s.evictions),
+                       Int64GetDatum(s.invalidations)};
+    bool nulls[7] = {false, false, false, false, false, false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return (Datum) 0;
+}
+
+// cache_reset() RETURNS void: empties the cache and zeroes its counters.
+SESSREV_FUNCTION(cache_reset) {
+    if (sessrev::cache::enabled()) {
+        sessrev::cache::flush();
+        sessrev::cache::reset_stats();
+    }
+    PG_RETURN_VOID();
+}

@@ -1,0 +1,15 @@
+// Keeps the cache true to committed data: a trigger on sessrev.sessions records
+// the sessions a transaction changes, and a transaction callback removes them
+// from the cache once the commit is visible, before COMMIT returns.
+#pragma once
+
+namespace sessrev::invalidation {
+
+void register_callbacks();
+
+// True once this transaction has changed a session in a way the cache must
+// learn about: until it ends, this backend answers without the cache so that it
+// sees its own uncommitted revocations.
+bool pending_in_transaction();
+
+}  // namespace sessrev::invalidation
