@@ -1,0 +1,129 @@
+# The shared-memory cache: it serves hits, never outlives a session's expiry,
+# answers true inside the revoking transaction, is never filled from an old
+# snapshot, resists floods of unknown tokens, and stays correct when full.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('cache');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'sessrev'
+sessrev.cache_size = 100000
+max_prepared_transactions = 2
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION sessrev');
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub stat_of { return sql("SELECT $_[0] FROM sessrev.cache_stats()"); }
+sub new_session {
+	my ($user, $ttl) = @_;
+	$ttl //= '1 day';
+	return split /\|/, sql("SELECT session_id, token FROM sessrev.create_session('$user', ttl => '$ttl')");
+}
+
+is(stat_of('enabled'), 't', 'cache is enabled when preloaded');
+is(stat_of('capacity'), '100000', 'capacity is sessrev.cache_size');
+
+# Hits: a second check is served from the cache.
+my ($id, $token) = new_session('hit-user');
+sql('SELECT sessrev.cache_reset()');
+is(sql("SELECT sessrev.is_revoked('$token')"), 'f', 'first check: live');
+is(stat_of('misses || \'/\' || hits || \'/\' || entries'), '1/0/1', 'first check misses and fills');
+is(sql("SELECT sessrev.is_revoked('$token')"), 'f', 'second check: live');
+is(stat_of('hits'), '1', 'second check is a hit');
+is(sql("SELECT sessrev.is_revoked('$id'::uuid)"), 'f', 'check by id: live');
+is(sql("SELECT sessrev.is_revoked('$id'::uuid)"), 'f', 'check by id again');
+is(stat_of('hits || \'/\' || entries'), '2/2', 'ids are cached too');
+
+# (4) Inside the revoking transaction the cached session already answers true.
+is(sql(qq{BEGIN;
+	SELECT sessrev.revoke_session('$id');
+	SELECT sessrev.is_revoked('$token') || '/' || sessrev.is_revoked('$id'::uuid);
+	ROLLBACK;}), "t\ntrue/true", 'revoked inside its own transaction despite the cached entry');
+is(sql("SELECT sessrev.is_revoked('$token')"), 'f', 'still live after that rollback');
+is(sql(qq{BEGIN;
+	SAVEPOINT s;
+	SELECT sessrev.revoke_token('$token');
+	ROLLBACK TO SAVEPOINT s;
+	COMMIT;
+	SELECT sessrev.is_revoked('$token');}), "t\nf", 'a savepoint rolled back changes no answer');
+
+# (5) An entry whose expiry has passed answers true without trusting the cache.
+my ($short_id, $short) = new_session('short-user', '2 seconds');
+is(sql("SELECT sessrev.is_revoked('$short')"), 'f', 'short session live');
+is(sql("SELECT sessrev.is_revoked('$short')"), 'f', 'short session cached');
+sleep 3;
+is(sql("SELECT sessrev.is_revoked('$short') || '/' || sessrev.is_revoked('$short_id'::uuid)"), 'true/true',
+	'expired while cached: revoked');
+my ($idle_id, $idle) = new_session('idle-user');
+is(sql("SELECT sessrev.is_revoked('$idle')"), 'f', 'idle session cached');
+sleep 2;
+is(sql("SET sessrev.idle_timeout = '1s'; SELECT sessrev.is_revoked('$idle')"), 't',
+	'idle limit passed while cached: revoked');
+
+# (2) A reader whose snapshot predates the revoking commit neither answers false
+# nor fills the cache with the stale row.
+my ($race_id, $race) = new_session('race-user');
+my $reader = $node->background_psql('postgres');
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+is($reader->query_safe("SELECT count(*) FROM sessrev.sessions WHERE id = '$race_id' AND NOT revoked"), '1',
+	'reader snapshot taken while the session is live');
+sql("SELECT sessrev.revoke_session('$race_id')");
+is($reader->query_safe("SELECT count(*) FROM sessrev.sessions WHERE id = '$race_id' AND NOT revoked"), '1',
+	'reader snapshot still shows the session live');
+is($reader->query_safe("SELECT sessrev.is_revoked('$race')"), 't',
+	'is_revoked in that old snapshot answers from the committed state');
+$reader->query_safe('COMMIT');
+$reader->quit;
+is(sql("SELECT sessrev.is_revoked('$race')"), 't', 'and nothing stale was cached');
+
+# A prepared transaction's commit happens out of the cache's sight: refused.
+my ($prep_id) = new_session('prepare-user');
+my ($ret, $out, $err) = $node->psql('postgres', qq{BEGIN;
+	SELECT sessrev.revoke_session('$prep_id');
+	PREPARE TRANSACTION 'p1';});
+like($err, qr/cannot PREPARE a transaction that changed sessrev.sessions/, 'PREPARE after a revocation is refused');
+is(sql("SELECT count(*) FROM pg_prepared_xacts"), '0', 'nothing was prepared');
+is(sql("SELECT sessrev.is_revoked('$prep_id'::uuid)"), 'f', 'and nothing was revoked');
+
+# (7) A flood of a million unknown tokens neither evicts live sessions nor grows the cache.
+sql(q{CREATE TABLE live AS SELECT i, c.* FROM generate_series(1, 10000) i,
+	LATERAL sessrev.create_session('flood-user-' || i) c});
+sql('SELECT sessrev.cache_reset()');
+is(sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)'), '0', 'working set of 10000 live sessions');
+my $entries_before = stat_of('entries');
+is($entries_before, '10000', 'working set cached');
+is(sql(q{SELECT count(*) FROM generate_series(1, 1000000) i
+	WHERE NOT sessrev.is_revoked(encode(sha256(('flood' || i || random())::bytea), 'base64'))}),
+	'0', 'a million random tokens are all refused');
+is(stat_of('entries'), $entries_before, 'the flood added no entries');
+is(stat_of('evictions'), '0', 'the flood evicted nothing');
+my ($hits0, $misses0) = split /\|/, stat_of('hits, misses');
+sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)');
+my ($hits1, $misses1) = split /\|/, stat_of('hits, misses');
+my ($hits, $misses) = ($hits1 - $hits0, $misses1 - $misses0);
+my $rate = $hits / ($hits + $misses);
+cmp_ok($rate, '>', 0.9, "working-set hit rate after the flood is above 90% (hits $hits, misses $misses)");
+
+# A full cache evicts and stays correct.
+$node->append_conf('postgresql.conf', 'sessrev.cache_size = 64');
+$node->restart;
+is(stat_of('capacity'), '64', 'small cache after restart');
+is(sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)'), '0', 'all live with a small cache');
+cmp_ok(stat_of('evictions'), '>', 0, 'a full cache evicts');
+sql(q{SELECT sessrev.revoke_session(session_id) FROM live WHERE i % 10 = 0});
+is(sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)'), '1000', 'revocations seen with a full cache');
+cmp_ok(stat_of('entries'), '<=', 64, 'entries never exceed capacity');
+
+# cache_size = 0 turns it off; answers stay the same.
+$node->append_conf('postgresql.conf', 'sessrev.cache_size = 0');
+$node->restart;
+is(stat_of('enabled'), 'f', 'cache_size = 0 disables the cache');
+is(sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)'), '1000', 'same answers without the cache');
+
+$node->stop;
+done_testing();
