@@ -19,12 +19,13 @@ constexpr int ways = 8;                   // entries per set
 constexpr int partitions = 128;           // LWLocks
 constexpr const char *tranche = "sessrev_cache";
 
-// One cache line per entry.
+// One cache line per entry. Whether a way is used, and a first filter on its
+// key, live apart in the set's tags: a lookup reads one line of tags and then
+// only the entry whose tag matches.
 struct Entry {
     Oid database;
     Oid relation;
     Kind kind;
-    bool used;
     pg_atomic_uint32 referenced;  // second-chance bit, set by hits
     unsigned char bytes[32];
     TimestampTz expires_at;
@@ -45,10 +46,11 @@ struct Shared {
     pg_atomic_uint64 global_generation;  // bumped by every flush
     uint32 sets;
     Partition partition[partitions];
-    // followed by sets * ways entries
+    // followed by sets * ways tags (0 = free way), then sets * ways entries
 };
 
 Shared *shared = nullptr;
+uint32 *tags = nullptr;
 Entry *entries = nullptr;
 LWLockPadded *locks = nullptr;
 
@@ -67,52 +69,60 @@ uint64 key_hash(const Key &key) {
 struct Slot {
     uint32 set;
     int partition;
+    uint32 tag;  // never 0
 };
 
 Slot slot_of(const Key &key) {
-    uint32 set = static_cast<uint32>(key_hash(key) % shared->sets);
-    return {set, static_cast<int>(set % partitions)};
+    uint64 h = key_hash(key);
+    uint32 set = static_cast<uint32>(h % shared->sets);
+    return {set, static_cast<int>(set % partitions), static_cast<uint32>(h >> 32) | 1};
 }
 
 LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
-Entry *set_begin(uint32 set) { return entries + static_cast<std::size_t>(set) * ways; }
+std::size_t first_way(uint32 set) { return static_cast<std::size_t>(set) * ways; }
 
 bool matches(const Entry &e, const Key &key) {
-    return e.used && e.kind == key.kind && e.database == key.database &&
-           e.relation == key.relation && memcmp(e.bytes, key.bytes, sizeof e.bytes) == 0;
+    return e.kind == key.kind && e.database == key.database && e.relation == key.relation &&
+           memcmp(e.bytes, key.bytes, sizeof e.bytes) == 0;
 }
 
-Entry *find(uint32 set, const Key &key) {
-    Entry *e = set_begin(set);
-    for (int i = 0; i < ways; i++)
-        if (matches(e[i], key)) return &e[i];
-    return nullptr;
+// The way holding key, or -1.
+std::ptrdiff_t find(const Slot &s, const Key &key) {
+    const std::size_t first = first_way(s.set);
+    for (std::size_t w = first; w < first + ways; w++)
+        if (tags[w] == s.tag && matches(entries[w], key)) return static_cast<std::ptrdiff_t>(w);
+    return -1;
 }
 
 // A free way, or the first not recently referenced one (clock within the set).
-Entry *victim(uint32 set, bool *evicted) {
-    Entry *e = set_begin(set);
-    for (int i = 0; i < ways; i++)
-        if (!e[i].used) {
+std::size_t victim(uint32 set, bool *evicted) {
+    const std::size_t first = first_way(set);
+    for (std::size_t w = first; w < first + ways; w++)
+        if (tags[w] == 0) {
             *evicted = false;
-            return &e[i];
+            return w;
         }
     *evicted = true;
     for (int round = 0; round < 2; round++)
-        for (int i = 0; i < ways; i++) {
-            if (pg_atomic_read_u32(&e[i].referenced) == 0) return &e[i];
-            pg_atomic_write_u32(&e[i].referenced, 0);
+        for (std::size_t w = first; w < first + ways; w++) {
+            if (pg_atomic_read_u32(&entries[w].referenced) == 0) return w;
+            pg_atomic_write_u32(&entries[w].referenced, 0);
         }
-    return &e[0];
+    return first;
 }
+
+// Rounded up so that the entries after the tags start on a cache line.
+std::size_t tags_size(uint32 sets) { return TYPEALIGN(64, static_cast<std::size_t>(sets) * ways * sizeof(uint32)); }
 
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 
 }  // namespace
 
 std::size_t shmem_size(int capacity) {
-    return add_size(sizeof(Shared), mul_size(static_cast<Size>(set_count(capacity)) * ways, sizeof(Entry)));
+    const uint32 sets = set_count(capacity);
+    return add_size(add_size(sizeof(Shared), tags_size(sets)),
+                    mul_size(static_cast<Size>(sets) * ways, sizeof(Entry)));
 }
 
 void request_shmem() {
@@ -128,10 +138,12 @@ static void startup(void) {
     bool found;
     shared = static_cast<Shared *>(
         ShmemInitStruct("sessrev cache", shmem_size(settings::cache_size), &found));
-    entries = reinterpret_cast<Entry *>(reinterpret_cast<char *>(shared) + sizeof(Shared));
+    const uint32 sets = set_count(settings::cache_size);
+    tags = reinterpret_cast<uint32 *>(reinterpret_cast<char *>(shared) + sizeof(Shared));
+    entries = reinterpret_cast<Entry *>(reinterpret_cast<char *>(tags) + tags_size(sets));
     locks = GetNamedLWLockTranche(tranche);
     if (!found) {
-        shared->sets = set_count(settings::cache_size);
+        shared->sets = sets;
         pg_atomic_init_u64(&shared->global_generation, 0);
         for (Partition &p : shared->partition) {
             pg_atomic_init_u64(&p.generation, 0);
@@ -141,11 +153,9 @@ static void startup(void) {
             pg_atomic_init_u64(&p.invalidations, 0);
             pg_atomic_init_u64(&p.entries, 0);
         }
-        const std::size_t n = static_cast<std::size_t>(shared->sets) * ways;
-        for (std::size_t i = 0; i < n; i++) {
-            entries[i].used = false;
-            pg_atomic_init_u32(&entries[i].referenced, 0);
-        }
+        memset(tags, 0, tags_size(sets));
+        const std::size_t n = static_cast<std::size_t>(sets) * ways;
+        for (std::size_t i = 0; i < n; i++) pg_atomic_init_u32(&entries[i].referenced, 0);
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -161,15 +171,16 @@ bool lookup(const Key &key, Times *times) {
     Slot s = slot_of(key);
     Partition &p = shared->partition[s.partition];
     LWLockAcquire(lock_of(s.partition), LW_SHARED);
-    Entry *e = find(s.set, key);
-    if (e != nullptr) {
-        times->expires_at = e->expires_at;
-        times->last_active_at = e->last_active_at;
-        if (pg_atomic_read_u32(&e->referenced) == 0) pg_atomic_write_u32(&e->referenced, 1);
+    std::ptrdiff_t w = find(s, key);
+    if (w >= 0) {
+        Entry &e = entries[w];
+        times->expires_at = e.expires_at;
+        times->last_active_at = e.last_active_at;
+        if (pg_atomic_read_u32(&e.referenced) == 0) pg_atomic_write_u32(&e.referenced, 1);
     }
     LWLockRelease(lock_of(s.partition));
-    if (e != nullptr) pg_atomic_fetch_add_u64(&p.hits, 1);
-    return e != nullptr;
+    if (w >= 0) pg_atomic_fetch_add_u64(&p.hits, 1);
+    return w >= 0;
 }
 
 void count_miss(const Key &key) {
@@ -191,17 +202,18 @@ void fill(const Key &key, const Times &times, const FillTicket &t) {
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     bool current = pg_atomic_read_u64(&shared->global_generation) == t.global &&
                    pg_atomic_read_u64(&p.generation) == t.partition;
-    if (current && find(s.set, key) == nullptr) {
+    if (current && find(s, key) < 0) {
         bool evicted;
-        Entry *e = victim(s.set, &evicted);
-        e->database = key.database;
-        e->relation = key.relation;
-        e->kind = key.kind;
-        memcpy(e->bytes, key.bytes, sizeof e->bytes);
-        e->expires_at = times.expires_at;
-        e->last_active_at = times.last_active_at;
-        pg_atomic_write_u32(&e->referenced, 0);
-        e->used = true;
+        std::size_t w = victim(s.set, &evicted);
+        Entry &e = entries[w];
+        e.database = key.database;
+        e.relation = key.relation;
+        e.kind = key.kind;
+        memcpy(e.bytes, key.bytes, sizeof e.bytes);
+        e.expires_at = times.expires_at;
+        e.last_active_at = times.last_active_at;
+        pg_atomic_write_u32(&e.referenced, 0);
+        tags[w] = s.tag;
         if (evicted)
             pg_atomic_fetch_add_u64(&p.evictions, 1);
         else
@@ -215,8 +227,9 @@ void invalidate(const Key &key) {
     Partition &p = shared->partition[s.partition];
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     pg_atomic_fetch_add_u64(&p.generation, 1);
-    if (Entry *e = find(s.set, key)) {
-        e->used = false;
+    std::ptrdiff_t w = find(s, key);
+    if (w >= 0) {
+        tags[w] = 0;
         pg_atomic_fetch_sub_u64(&p.entries, 1);
         pg_atomic_fetch_add_u64(&p.invalidations, 1);
     }
@@ -233,10 +246,10 @@ void flush() {
         pg_atomic_fetch_add_u64(&p.generation, 1);
         uint64 removed = 0;
         for (uint32 set = part; set < shared->sets; set += partitions) {
-            Entry *e = set_begin(set);
-            for (int i = 0; i < ways; i++)
-                if (e[i].used) {
-                    e[i].used = false;
+            const std::size_t first = first_way(set);
+            for (std::size_t w = first; w < first + ways; w++)
+                if (tags[w] != 0) {
+                    tags[w] = 0;
                     removed++;
                 }
         }
