@@ -81,7 +81,7 @@ COMMENT ON COLUMN sessrev.session_audit_log.id IS 'Audit row id, increasing in c
 COMMENT ON COLUMN sessrev.session_audit_log.session_id IS 'The session concerned; NULL for summary rows.';
 COMMENT ON COLUMN sessrev.session_audit_log.user_id IS 'The user concerned, if any.';
 COMMENT ON COLUMN sessrev.session_audit_log.action IS
-    'SESSION_CREATED, SESSION_REVOKED, REVOKE_ALL_USER, REVOKE_ALL or CLEANUP.';
+    'SESSION_CREATED, SESSION_REVOKED, REVOKE_ALL_USER, REVOKE_ALL, CLEANUP, JWT_REVOKED or USER_TOKENS_CUTOFF.';
 COMMENT ON COLUMN sessrev.session_audit_log.actor IS 'Who acted (revoked_by, or the database user for cleanup).';
 COMMENT ON COLUMN sessrev.session_audit_log.ip_address IS 'Client address, where the action had one.';
 COMMENT ON COLUMN sessrev.session_audit_log.user_agent IS 'User-Agent, where the action had one.';
@@ -93,10 +93,63 @@ COMMENT ON INDEX sessrev.session_audit_log_user_idx IS 'A user''s audit trail in
 CREATE INDEX session_audit_log_created_at_idx ON sessrev.session_audit_log (created_at);
 COMMENT ON INDEX sessrev.session_audit_log_created_at_idx IS 'Audit trail in time order; audit retention.';
 
+CREATE TABLE sessrev.jwt_denylist (
+    jti         text        NOT NULL,
+    user_id     text,
+    expires_at  timestamptz NOT NULL,
+    revoked_at  timestamptz NOT NULL DEFAULT now(),
+    reason      text,
+    revoked_by  text,
+    CONSTRAINT jwt_denylist_pkey PRIMARY KEY (jti),
+    CONSTRAINT jwt_denylist_jti_size CHECK (jti <> '' AND octet_length(jti) <= 256)
+);
+COMMENT ON TABLE sessrev.jwt_denylist IS
+    'Revoked JWTs by token id (jti), kept only until their own expiry: cleanup removes them after expires_at.';
+COMMENT ON INDEX sessrev.jwt_denylist_pkey IS 'Lookup by jti (is_jwt_revoked).';
+COMMENT ON COLUMN sessrev.jwt_denylist.jti IS 'The JWT''s jti claim.';
+COMMENT ON COLUMN sessrev.jwt_denylist.user_id IS 'The JWT''s subject, if given.';
+COMMENT ON COLUMN sessrev.jwt_denylist.expires_at IS 'The JWT''s exp claim: after it the entry is useless and is cleaned up.';
+COMMENT ON COLUMN sessrev.jwt_denylist.revoked_at IS 'When the JWT was denylisted.';
+COMMENT ON COLUMN sessrev.jwt_denylist.reason IS 'Why it was revoked.';
+COMMENT ON COLUMN sessrev.jwt_denylist.revoked_by IS 'Who revoked it.';
+CREATE INDEX jwt_denylist_expires_at_idx ON sessrev.jwt_denylist (expires_at);
+COMMENT ON INDEX sessrev.jwt_denylist_expires_at_idx IS 'Cleanup of expired denylist entries.';
+
+CREATE TABLE sessrev.user_token_cutoffs (
+    user_id     text        NOT NULL,
+    not_before  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT user_token_cutoffs_pkey PRIMARY KEY (user_id),
+    CONSTRAINT user_token_cutoffs_user_id_not_empty CHECK (user_id <> '')
+);
+COMMENT ON TABLE sessrev.user_token_cutoffs IS
+    'Per-user not-before cut-offs: every JWT of the user issued before not_before is revoked.';
+COMMENT ON INDEX sessrev.user_token_cutoffs_pkey IS 'Lookup by user (is_jwt_revoked).';
+COMMENT ON COLUMN sessrev.user_token_cutoffs.user_id IS 'The user (JWT subject).';
+COMMENT ON COLUMN sessrev.user_token_cutoffs.not_before IS 'Tokens issued before this instant are revoked.';
+COMMENT ON COLUMN sessrev.user_token_cutoffs.updated_at IS 'When the cut-off last moved.';
+
+CREATE TABLE sessrev.global_token_cutoff (
+    singleton   boolean     NOT NULL DEFAULT true,
+    not_before  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT global_token_cutoff_pkey PRIMARY KEY (singleton),
+    CONSTRAINT global_token_cutoff_one_row CHECK (singleton)
+);
+COMMENT ON TABLE sessrev.global_token_cutoff IS
+    'At most one row: every JWT issued before not_before is revoked (emergency logout).';
+COMMENT ON INDEX sessrev.global_token_cutoff_pkey IS 'The single row.';
+COMMENT ON COLUMN sessrev.global_token_cutoff.singleton IS 'Always true: keeps the table to one row.';
+COMMENT ON COLUMN sessrev.global_token_cutoff.not_before IS 'Tokens issued before this instant are revoked.';
+COMMENT ON COLUMN sessrev.global_token_cutoff.updated_at IS 'When the cut-off last moved.';
+
 -- pg_dump keeps the rows of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('sessrev.sessions', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.jwt_denylist', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.user_token_cutoffs', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.global_token_cutoff', '');
 
 --------------------------------------------------------------------------------
 -- Views
@@ -346,7 +399,7 @@ LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'revoke_user_sessions';
 COMMENT ON FUNCTION sessrev.revoke_user_sessions(text, text, text, uuid) IS
-    'Revokes every live session of a user except exclude_session_id (password change, force logout); returns the count.';
+    'Revokes every live session of a user except exclude_session_id (password change, force logout) and sets the user''s JWT cut-off; returns the count.';
 
 CREATE FUNCTION sessrev.revoke_all_sessions(
     reason     text DEFAULT 'Emergency revocation',
@@ -373,6 +426,11 @@ BEGIN
     )
     SELECT count(*) INTO v_count FROM revoked;
 
+    -- JWTs issued until now are revoked too.
+    INSERT INTO sessrev.global_token_cutoff AS g (not_before) VALUES (now())
+    ON CONFLICT ON CONSTRAINT global_token_cutoff_pkey
+    DO UPDATE SET not_before = greatest(g.not_before, excluded.not_before), updated_at = now();
+
     -- The summary follows the per-session rows in id order.
     INSERT INTO sessrev.session_audit_log (action, actor, details)
     VALUES ('REVOKE_ALL', revoke_all_sessions.revoked_by,
@@ -381,7 +439,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sessrev.revoke_all_sessions(text, text) IS
-    'Emergency global logout: revokes every live session; returns the count.';
+    'Emergency global logout: revokes every live session and sets the global JWT cut-off; returns the count.';
 
 --------------------------------------------------------------------------------
 -- The shared-memory cache (when sessrev is in shared_preload_libraries)
@@ -434,6 +492,128 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'cleanup_expired_sessions';
 COMMENT ON FUNCTION sessrev.cleanup_expired_sessions(interval, interval) IS
     'Deletes sessions expired longer than expired_retention and revoked longer than revoked_retention, and audit rows older than sessrev.audit_retention, in batches; returns the sessions deleted.';
+
+--------------------------------------------------------------------------------
+-- The background worker
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.worker_status()
+RETURNS TABLE (pid integer, last_run_at timestamptz, last_deleted bigint,
+               total_deleted bigint, runs bigint, last_error text)
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'worker_status';
+COMMENT ON FUNCTION sessrev.worker_status() IS
+    'The cleanup worker: its pid (NULL when not running), last run, rows deleted, runs and last error. NULL counts when not preloaded.';
+
+CREATE FUNCTION sessrev.wake_cleanup_worker() RETURNS boolean
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'wake_cleanup_worker';
+COMMENT ON FUNCTION sessrev.wake_cleanup_worker() IS
+    'Asks the running cleanup worker to clean up now; false when no worker runs.';
+
+CREATE FUNCTION sessrev.run_cleanup_now() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF sessrev.wake_cleanup_worker() THEN
+        RETURN true;
+    END IF;
+    PERFORM sessrev.cleanup_expired_sessions();
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION sessrev.run_cleanup_now() IS
+    'Wakes the cleanup worker (true), or runs cleanup_expired_sessions() here when there is none (false).';
+
+--------------------------------------------------------------------------------
+-- Stateless tokens (JWT): denylist and not-before cut-offs
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.revoke_jwt(
+    jti        text,
+    expires_at timestamptz,
+    user_id    text DEFAULT NULL,
+    reason     text DEFAULT 'Token revoked',
+    revoked_by text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_added boolean;
+BEGIN
+    IF revoke_jwt.jti IS NULL OR revoke_jwt.expires_at IS NULL THEN
+        RAISE EXCEPTION 'jti and expires_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF revoke_jwt.jti = '' THEN
+        RAISE EXCEPTION 'jti must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(revoke_jwt.jti) > 256 OR octet_length(revoke_jwt.user_id) > 256 THEN
+        RAISE EXCEPTION 'jti and user_id must not be longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF revoke_jwt.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at % is in the past: the token is unusable already', revoke_jwt.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO sessrev.jwt_denylist (jti, user_id, expires_at, reason, revoked_by)
+    VALUES (revoke_jwt.jti, revoke_jwt.user_id, revoke_jwt.expires_at, revoke_jwt.reason,
+            revoke_jwt.revoked_by)
+    ON CONFLICT ON CONSTRAINT jwt_denylist_pkey DO NOTHING
+    RETURNING true INTO v_added;
+    IF v_added THEN
+        INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
+        VALUES (revoke_jwt.user_id, 'JWT_REVOKED', revoke_jwt.revoked_by,
+                jsonb_build_object('jti', revoke_jwt.jti, 'reason', revoke_jwt.reason,
+                                   'expires_at', revoke_jwt.expires_at));
+    END IF;
+    RETURN coalesce(v_added, false);
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_jwt(text, timestamptz, text, text, text) IS
+    'Denylists one JWT by jti until its own expiry; false when it was denylisted already.';
+
+CREATE FUNCTION sessrev.revoke_user_tokens_before(
+    user_id text,
+    cutoff  timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF revoke_user_tokens_before.user_id IS NULL OR revoke_user_tokens_before.cutoff IS NULL THEN
+        RAISE EXCEPTION 'user_id and cutoff must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF revoke_user_tokens_before.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(revoke_user_tokens_before.user_id) > 256 THEN
+        RAISE EXCEPTION 'user_id is longer than 256 bytes' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF revoke_user_tokens_before.cutoff > now() THEN
+        RAISE EXCEPTION 'cutoff % is in the future', revoke_user_tokens_before.cutoff
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A cut-off only moves forward: an earlier one must not revive revoked tokens.
+    INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+    VALUES (revoke_user_tokens_before.user_id, revoke_user_tokens_before.cutoff)
+    ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+    DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = now();
+    INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
+    VALUES (revoke_user_tokens_before.user_id, 'USER_TOKENS_CUTOFF', session_user,
+            jsonb_build_object('not_before', revoke_user_tokens_before.cutoff));
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_user_tokens_before(text, timestamptz) IS
+    'Revokes every JWT of the user issued before cutoff (a per-user not-before); never moves an existing cut-off back.';
+
+CREATE FUNCTION sessrev.is_jwt_revoked(jti text, user_id text, issued_at timestamptz)
+RETURNS boolean
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'is_jwt_revoked';
+COMMENT ON FUNCTION sessrev.is_jwt_revoked(text, text, timestamptz) IS
+    'True when the jti is denylisted or the token was issued before the user''s or the global cut-off; jti NULL checks only the cut-offs. Reads the latest committed state (cached when preloaded).';
 
 --------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC. See README.md for an application role's grants.

@@ -1,22 +1,64 @@
-// Deletion of expired and long-revoked sessions and of old audit rows, batch by
-// batch so that no statement touches more than cleanup_batch_size rows.
+// Deletion of expired and long-revoked sessions, expired JWT denylist entries
+// and old audit rows, batch by batch so that no statement touches more than
+// sessrev.cleanup_batch_size rows. Callers run it in one transaction
+// (cleanup_expired_sessions) or one transaction per batch (the worker).
 #pragma once
 
 extern "C" {
 #include "postgres.h"
+
+#include "datatype/timestamp.h"
 }
 
 namespace sessrev::cleanup {
 
+// Manual cleanups and the worker share this advisory lock, so two never overlap.
+inline constexpr int64 advisory_lock_key = 0x73657373726576;  // "sessrev"
+
+enum class Target { expired_sessions, revoked_sessions, expired_jwts, old_audit_rows };
+inline constexpr Target targets[] = {Target::expired_sessions, Target::revoked_sessions,
+                                     Target::expired_jwts, Target::old_audit_rows};
+
 struct Counts {
     int64 expired = 0;  // sessions expired longer than the expired retention
     int64 revoked = 0;  // sessions revoked longer than the revoked retention
+    int64 jwts = 0;     // denylisted JWTs past their own expiry
     int64 audit = 0;    // audit rows older than sessrev.audit_retention
+    int64 sessions() const { return expired + revoked; }
+    int64 &of(Target t);
 };
 
-// Deletes everything due and writes one CLEANUP audit row with the counts.
-// Runs inside the caller's transaction; must be called between SPI_connect
-// and SPI_finish.
-Counts run(Datum expired_retention, Datum revoked_retention);
+// What is old enough to delete, per target (DT_NOBEGIN: nothing).
+struct Cutoffs {
+    TimestampTz expired_sessions;
+    TimestampTz revoked_sessions;
+    TimestampTz expired_jwts;
+    TimestampTz old_audit_rows;
+    TimestampTz of(Target t) const;
+};
+
+Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention);
+
+// A walk through one target's index in key order; next_batch deletes up to
+// cleanup_batch_size rows and returns how many. SPI must be connected.
+class Walk {
+public:
+    Walk(Target target, TimestampTz cutoff);
+    int64 next_batch();
+    bool done() const { return done_; }
+
+private:
+    Target target_;
+    TimestampTz cutoff_;
+    Datum resume_;
+    bool done_ = false;
+};
+
+// Takes the cleanup advisory lock for the current transaction; false if a
+// cleanup holds it already.
+bool try_lock_for_transaction();
+
+// Writes the CLEANUP audit row. SPI must be connected.
+void write_audit(const Counts &counts, const char *actor);
 
 }  // namespace sessrev::cleanup

@@ -5,17 +5,31 @@
 
 extern "C" {
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 }
 
 // cleanup_expired_sessions(expired_retention interval, revoked_retention interval)
-//     RETURNS integer: the number of sessions deleted.
+//     RETURNS integer: the number of sessions deleted, in the caller's transaction.
 SESSREV_FUNCTION(cleanup_expired_sessions) {
+    namespace cleanup = sessrev::cleanup;
     Datum expired_retention =
         sessrev::arguments::non_negative_interval(fcinfo, 0, "expired_retention");
     Datum revoked_retention =
         sessrev::arguments::non_negative_interval(fcinfo, 1, "revoked_retention");
     SPI_connect();
-    sessrev::cleanup::Counts counts = sessrev::cleanup::run(expired_retention, revoked_retention);
+    if (!cleanup::try_lock_for_transaction()) {
+        ereport(NOTICE, (errmsg("sessrev: another cleanup is running; nothing done")));
+        SPI_finish();
+        PG_RETURN_INT32(0);
+    }
+    const cleanup::Cutoffs cutoffs = cleanup::cutoffs(expired_retention, revoked_retention);
+    cleanup::Counts counts;
+    for (cleanup::Target target : cleanup::targets) {
+        cleanup::Walk walk(target, cutoffs.of(target));
+        while (!walk.done()) counts.of(target) += walk.next_batch();
+    }
+    cleanup::write_audit(counts, GetUserNameFromId(GetSessionUserId(), false));
     SPI_finish();
-    PG_RETURN_INT32(static_cast<int32>(counts.expired + counts.revoked));
+    PG_RETURN_INT32(static_cast<int32>(counts.sessions()));
 }

@@ -14,6 +14,7 @@ void _PG_init(void);
 #include "cache_invalidation.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
+#include "worker.hpp"
 
 namespace {
 
@@ -22,6 +23,7 @@ shmem_request_hook_type prev_shmem_request = nullptr;
 void request_shmem() {
     if (prev_shmem_request) prev_shmem_request();
     sessrev::cache::request_shmem();
+    sessrev::worker::request_shmem();
 }
 
 }  // namespace
@@ -35,4 +37,6 @@ extern "C" void _PG_init(void) {
     prev_shmem_request = shmem_request_hook;
     shmem_request_hook = request_shmem;
     sessrev::cache::startup_shmem();
+    sessrev::worker::startup_shmem();
+    sessrev::worker::register_worker();
 }

@@ -24,7 +24,10 @@ namespace {
 Layout cached_layout;
 
 void forget_layout(Datum, Oid relid) {
-    if (relid == InvalidOid || relid == cached_layout.sessions) cached_layout = Layout{};
+    const Layout &l = cached_layout;
+    if (relid == InvalidOid || relid == l.sessions || relid == l.jwt_denylist ||
+        relid == l.user_cutoffs || relid == l.global_cutoff)
+        cached_layout = Layout{};
 }
 
 Oid relation_in_schema(Oid schema, const char *name) {
@@ -55,6 +58,12 @@ const Layout &layout() {
     fresh.revoked = get_attnum(fresh.sessions, "revoked");
     fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
     fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
+    fresh.jwt_denylist = relation_in_schema(schema, "jwt_denylist");
+    fresh.jwt_denylist_pkey = relation_in_schema(schema, "jwt_denylist_pkey");
+    fresh.user_cutoffs = relation_in_schema(schema, "user_token_cutoffs");
+    fresh.user_cutoffs_pkey = relation_in_schema(schema, "user_token_cutoffs_pkey");
+    fresh.global_cutoff = relation_in_schema(schema, "global_token_cutoff");
+    fresh.global_cutoff_pkey = relation_in_schema(schema, "global_token_cutoff_pkey");
     cached_layout = fresh;
     return cached_layout;
 }

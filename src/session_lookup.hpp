@@ -14,8 +14,8 @@ namespace sessrev::lookup {
 // Which unique index a lookup goes through.
 enum class Key { token_hash, session_id };
 
-// Where sessrev.sessions is and how its rows are laid out, resolved by name
-// once per backend and again after any relcache invalidation of the table.
+// Where sessrev's tables are and how the session rows are laid out, resolved by
+// name once per backend and again after any relcache invalidation of them.
 struct Layout {
     Oid sessions = InvalidOid;
     Oid token_index = InvalidOid;
@@ -25,6 +25,13 @@ struct Layout {
     AttrNumber revoked = InvalidAttrNumber;
     AttrNumber expires_at = InvalidAttrNumber;
     AttrNumber last_active_at = InvalidAttrNumber;
+    // Stateless tokens.
+    Oid jwt_denylist = InvalidOid;
+    Oid jwt_denylist_pkey = InvalidOid;
+    Oid user_cutoffs = InvalidOid;
+    Oid user_cutoffs_pkey = InvalidOid;
+    Oid global_cutoff = InvalidOid;
+    Oid global_cutoff_pkey = InvalidOid;
 };
 
 // The layout; raises an error if the extension is not installed here.

@@ -23,6 +23,8 @@ int idle_timeout = 0;
 int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
 int cache_size = 262144;
+int cleanup_interval = 10 * minute;
+char *database = nullptr;
 
 void define_settings() {
     DefineCustomIntVariable("sessrev.session_ttl",
@@ -49,13 +51,21 @@ void define_settings() {
                             "Audit rows older than this are deleted by cleanup; 0 keeps them all.",
                             nullptr, &audit_retention, 90 * day, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
-    // A postmaster-only setting can be defined only while preloading.
-    if (process_shared_preload_libraries_in_progress)
+    DefineCustomIntVariable("sessrev.cleanup_interval",
+                            "How often the background worker cleans up; 0 turns it off.", nullptr,
+                            &cleanup_interval, 10 * minute, 0, INT_MAX / 1000, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    // Postmaster-only settings can be defined only while preloading.
+    if (process_shared_preload_libraries_in_progress) {
         DefineCustomIntVariable("sessrev.cache_size",
-                            "Entries in the shared-memory cache of live sessions; 0 disables it.",
-                            "Takes effect only with sessrev in shared_preload_libraries; 64 bytes per entry.",
-                            &cache_size, 262144, 0, 64 * 1024 * 1024, PGC_POSTMASTER, 0, nullptr,
-                            nullptr, nullptr);
+                                "Entries in the shared-memory cache of live sessions; 0 disables it.",
+                                "68 bytes per entry.", &cache_size, 262144, 0, 64 * 1024 * 1024,
+                                PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        DefineCustomStringVariable("sessrev.database",
+                                   "Database in which the background worker cleans up.", nullptr,
+                                   &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,
+                                   nullptr);
+    }
     MarkGUCPrefixReserved("sessrev");
 }
 

@@ -53,6 +53,10 @@ SESSREV_FUNCTION(revoke_user_sessions) {
     values[4] = Int64GetDatum(count);
     if (SPI_execute_with_args(summary_query, 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "sessrev: could not write the REVOKE_ALL_USER audit row");
+    // The user's JWTs issued until now are revoked too.
+    if (SPI_execute_with_args("SELECT sessrev.revoke_user_tokens_before($1, pg_catalog.now())", 1,
+                              types, values, nulls, false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "sessrev: could not set the user's token cut-off");
     SPI_finish();
     PG_RETURN_INT32(static_cast<int32>(count));
 }

@@ -55,8 +55,9 @@ SELECT has_index('sessrev', 'session_audit_log', 'session_audit_log_created_at_i
 
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e
                  JOIN pg_class c ON c.oid = ANY (e.extconfig) WHERE e.extname = 'sessrev'$$,
-              ARRAY['sessions', 'session_audit_log', 'session_audit_log_id_seq'],
-              'pg_dump keeps both tables and the audit sequence');
+              ARRAY['sessions', 'session_audit_log', 'session_audit_log_id_seq', 'jwt_denylist',
+                    'user_token_cutoffs', 'global_token_cutoff'],
+              'pg_dump keeps every table and the audit sequence');
 
 SELECT has_view('sessrev', 'active_sessions', 'active_sessions view exists');
 SELECT hasnt_column('sessrev', 'active_sessions', 'token_hash', 'active_sessions hides token_hash');
@@ -85,10 +86,13 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'device_from_user_agent(user_agent text)',
                 'generate_token(nbytes integer)',
                 'hash_token(token text)',
+                'is_jwt_revoked(jti text, user_id text, issued_at timestamp with time zone)',
                 'is_revoked(session_id uuid)',
                 'is_revoked(token text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
-                'sessions_changed()'],
+                'sessions_changed()',
+                'wake_cleanup_worker()',
+                'worker_status()'],
           'the C++ functions are the ones the contract names');
 
 SELECT triggers_are('sessrev', 'sessions', ARRAY['sessions_cache_invalidation', 'sessions_cache_flush'],

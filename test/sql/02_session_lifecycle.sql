@@ -87,5 +87,5 @@ SELECT sessrev.is_revoked(:'t3') AS bob_revoked;
 -- the audit trail, in order
 SELECT action, session_id IS NOT NULL AS has_session, user_id, actor,
        details ->> 'excluded_session_id' = :'a1' AS excluded_current,
-       details - 'expires_at' - 'excluded_session_id' AS details
+       details - 'expires_at' - 'excluded_session_id' - 'not_before' AS details
   FROM sessrev.session_audit_log ORDER BY id;

@@ -1,0 +1,280 @@
+#include "worker.hpp"
+
+#include "cleanup.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT void sessrev_worker_main(Datum);
+}
+
+#include <cstring>
+
+namespace sessrev::worker {
+namespace {
+
+constexpr const char *worker_name = "sessrev cleanup";
+
+struct Shared {
+    slock_t mutex;
+    int pid;
+    Latch *latch;
+    bool run_requested;
+    TimestampTz last_run_at;
+    int64 last_deleted;
+    int64 total_deleted;
+    int64 runs;
+    char last_error[256];
+};
+
+Shared *shared = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+
+void startup() {
+    if (prev_shmem_startup) prev_shmem_startup();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found;
+    shared = static_cast<Shared *>(ShmemInitStruct("sessrev worker", sizeof(Shared), &found));
+    if (!found) {
+        memset(shared, 0, sizeof(Shared));
+        SpinLockInit(&shared->mutex);
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void forget_worker(int, Datum) {
+    SpinLockAcquire(&shared->mutex);
+    shared->pid = 0;
+    shared->latch = nullptr;
+    SpinLockRelease(&shared->mutex);
+}
+
+bool take_run_request() {
+    SpinLockAcquire(&shared->mutex);
+    bool requested = shared->run_requested;
+    shared->run_requested = false;
+    SpinLockRelease(&shared->mutex);
+    return requested;
+}
+
+void record_run(int64 deleted) {
+    SpinLockAcquire(&shared->mutex);
+    shared->last_run_at = GetCurrentTimestamp();
+    shared->last_deleted = deleted;
+    shared->total_deleted += deleted;
+    shared->runs++;
+    shared->last_error[0] = '\0';
+    SpinLockRelease(&shared->mutex);
+}
+
+void record_error(const char *message) {
+    SpinLockAcquire(&shared->mutex);
+    shared->last_run_at = GetCurrentTimestamp();
+    strlcpy(shared->last_error, message, sizeof shared->last_error);
+    SpinLockRelease(&shared->mutex);
+}
+
+// Runs body in its own transaction with SPI connected and a snapshot set.
+template <typename Body>
+void in_transaction(const char *activity, Body body) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    SPI_connect();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, activity);
+    body();
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_stat(false);
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+bool lock_session_level(bool lock) {
+    Oid types[1] = {INT8OID};
+    Datum values[1] = {Int64GetDatum(cleanup::advisory_lock_key)};
+    const char *query = lock ? "SELECT pg_catalog.pg_try_advisory_lock($1)"
+                             : "SELECT pg_catalog.pg_advisory_unlock($1)";
+    if (SPI_execute_with_args(query, 1, types, values, nullptr, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "sessrev: advisory lock query failed");
+    bool isnull;
+    return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+// One cleanup: every target, one transaction per batch, under the advisory
+// lock that manual cleanups also take. Returns sessions deleted, or -1 when the
+// extension is missing or another cleanup holds the lock.
+int64 run_cleanup(bool *reported_missing) {
+    bool installed = false;
+    bool locked = false;
+    cleanup::Cutoffs cutoffs{};
+    in_transaction("sessrev: checking for the extension", [&] {
+        installed = OidIsValid(get_extension_oid("sessrev", true));
+        if (!installed) return;
+        locked = lock_session_level(true);
+        Datum week = DirectFunctionCall3(interval_in, CStringGetDatum("7 days"),
+                                         ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+        Datum month = DirectFunctionCall3(interval_in, CStringGetDatum("30 days"),
+                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+        cutoffs = cleanup::cutoffs(week, month);
+    });
+    if (!installed) {
+        if (!*reported_missing)
+            ereport(LOG, (errmsg("sessrev: extension \"sessrev\" is not installed in database "
+                                 "\"%s\"; the cleanup worker waits until it is",
+                                 settings::database)));
+        *reported_missing = true;
+        return -1;
+    }
+    *reported_missing = false;
+    if (!locked) return -1;
+
+    cleanup::Counts counts;
+    for (cleanup::Target target : cleanup::targets) {
+        cleanup::Walk walk(target, cutoffs.of(target));
+        while (!walk.done())
+            in_transaction("sessrev: cleanup batch", [&] { counts.of(target) += walk.next_batch(); });
+    }
+    in_transaction("sessrev: cleanup done", [&] {
+        cleanup::write_audit(counts, worker_name);
+        lock_session_level(false);
+    });
+    return counts.sessions() + counts.jwts;
+}
+
+}  // namespace
+
+void request_shmem() { RequestAddinShmemSpace(MAXALIGN(sizeof(Shared))); }
+
+void startup_shmem() {
+    prev_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = startup;
+}
+
+void register_worker() {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    // Starts on standbys too, where it only waits: cleanup belongs to the primary.
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
+    worker.bgw_restart_time = 5;
+    strlcpy(worker.bgw_library_name, "sessrev", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "sessrev_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, worker_name, BGW_MAXLEN);
+    strlcpy(worker.bgw_type, worker_name, BGW_MAXLEN);
+    RegisterBackgroundWorker(&worker);
+}
+
+Status status() {
+    Status s{};
+    if (shared == nullptr) return s;
+    s.exists = true;
+    SpinLockAcquire(&shared->mutex);
+    s.pid = shared->pid;
+    s.last_run_at = shared->last_run_at;
+    s.last_deleted = shared->last_deleted;
+    s.total_deleted = shared->total_deleted;
+    s.runs = shared->runs;
+    memcpy(s.last_error, shared->last_error, sizeof s.last_error);
+    SpinLockRelease(&shared->mutex);
+    return s;
+}
+
+bool wake() {
+    if (shared == nullptr) return false;
+    SpinLockAcquire(&shared->mutex);
+    Latch *latch = shared->latch;
+    if (latch != nullptr) shared->run_requested = true;
+    SpinLockRelease(&shared->mutex);
+    if (latch == nullptr) return false;
+    SetLatch(latch);
+    return true;
+}
+
+}  // namespace sessrev::worker
+
+using namespace sessrev::worker;
+
+extern "C" void sessrev_worker_main(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(sessrev::settings::database, nullptr, 0);
+    pgstat_report_appname(worker_name);
+
+    SpinLockAcquire(&shared->mutex);
+    shared->pid = MyProcPid;
+    shared->latch = MyLatch;
+    SpinLockRelease(&shared->mutex);
+    before_shmem_exit(forget_worker, 0);
+
+    MemoryContext run_context =
+        AllocSetContextCreate(TopMemoryContext, "sessrev cleanup", ALLOCSET_DEFAULT_SIZES);
+    bool reported_missing = false;
+    TimestampTz last_run = GetCurrentTimestamp();
+    for (;;) {
+        const int interval_s = sessrev::settings::cleanup_interval;
+        long timeout_ms = -1;
+        int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+        if (interval_s > 0) {
+            TimestampTz due = TimestampTzPlusMilliseconds(last_run, static_cast<int64>(interval_s) * 1000);
+            timeout_ms = Max(0L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due));
+            events |= WL_TIMEOUT;
+        }
+        WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+            continue;  // recompute the wait with the new interval
+        }
+        const bool requested = take_run_request();
+        const bool due = sessrev::settings::cleanup_interval > 0 &&
+                         TimestampDifferenceExceeds(
+                             last_run, GetCurrentTimestamp(),
+                             sessrev::settings::cleanup_interval * 1000);
+        if (!requested && !due) continue;
+        last_run = GetCurrentTimestamp();
+        if (RecoveryInProgress()) continue;
+
+        MemoryContext caller = MemoryContextSwitchTo(run_context);
+        PG_TRY();
+        {
+            int64 deleted = run_cleanup(&reported_missing);
+            if (deleted >= 0) record_run(deleted);
+        }
+        PG_CATCH();
+        {
+            // Keep the error for worker_status(); the worker then exits and the
+            // postmaster restarts it after bgw_restart_time.
+            MemoryContextSwitchTo(run_context);
+            ErrorData *edata = CopyErrorData();
+            record_error(edata->message);
+            PG_RE_THROW();
+        }
+        PG_END_TRY();
+        MemoryContextSwitchTo(caller);
+        MemoryContextReset(run_context);
+    }
+}
