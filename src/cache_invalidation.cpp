@@ -108,6 +108,17 @@ bool only_extends_life(HeapTuple old_row, HeapTuple new_row, TupleDesc desc,
     return true;
 }
 
+// A row that was revoked, or expired long ago, has no live entry in the cache:
+// revocation invalidated it at its commit, and a hit re-checks expiry (the day
+// of margin covers readers whose transaction started before the expiry). Bulk
+// cleanup deletes only such rows, so it leaves the cache alone.
+bool was_dead(HeapTuple old_row, TupleDesc desc, const lookup::Layout &l) {
+    bool isnull;
+    if (DatumGetBool(attribute(old_row, desc, l.revoked, &isnull)) && !isnull) return true;
+    TimestampTz expires_at = DatumGetTimestampTz(attribute(old_row, desc, l.expires_at, &isnull));
+    return !isnull && expires_at < GetCurrentTimestamp() - USECS_PER_DAY;
+}
+
 void record(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {
     pending_changes = true;
     if (flush_at_commit) return;
@@ -154,6 +165,7 @@ SESSREV_FUNCTION(sessions_changed) {
     const sessrev::lookup::Layout &l = sessrev::lookup::layout();
     Relation rel = trigger->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
+    if (was_dead(trigger->tg_trigtuple, desc, l)) return PointerGetDatum(nullptr);
     if (TRIGGER_FIRED_BY_UPDATE(event) &&
         only_extends_life(trigger->tg_trigtuple, trigger->tg_newtuple, desc, l))
         return PointerGetDatum(nullptr);
