@@ -554,7 +554,7 @@ BEGIN
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
     IF revoke_jwt.expires_at <= now() THEN
-        RAISE EXCEPTION 'expires_at % is in the past: the token is unusable already', revoke_jwt.expires_at
+        RAISE EXCEPTION 'expires_at is in the past: the token is unusable already'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO sessrev.jwt_denylist (jti, user_id, expires_at, reason, revoked_by)
@@ -592,8 +592,7 @@ BEGIN
         RAISE EXCEPTION 'user_id is longer than 256 bytes' USING ERRCODE = 'string_data_right_truncation';
     END IF;
     IF revoke_user_tokens_before.cutoff > now() THEN
-        RAISE EXCEPTION 'cutoff % is in the future', revoke_user_tokens_before.cutoff
-            USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'cutoff must not be in the future' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- A cut-off only moves forward: an earlier one must not revive revoked tokens.
     INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
