@@ -474,10 +474,11 @@ COMMENT ON FUNCTION sessrev.cache_stats() IS
     'The is_revoked cache: whether it is enabled, its capacity and entries, and hits, misses, evictions and invalidations since the last reset.';
 
 CREATE FUNCTION sessrev.cache_reset() RETURNS void
-    LANGUAGE c VOLATILE PARALLEL SAFE
+    LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'cache_reset';
 COMMENT ON FUNCTION sessrev.cache_reset() IS
-    'Empties the is_revoked cache and zeroes its counters.';
+    'Empties the is_revoked cache, zeroes its counters and rebuilds the JWT filters.';
 
 --------------------------------------------------------------------------------
 -- Cleanup
@@ -606,6 +607,37 @@ END
 $$;
 COMMENT ON FUNCTION sessrev.revoke_user_tokens_before(text, timestamptz) IS
     'Revokes every JWT of the user issued before cutoff (a per-user not-before); never moves an existing cut-off back.';
+
+CREATE FUNCTION sessrev.jwt_tables_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'jwt_tables_changed';
+COMMENT ON FUNCTION sessrev.jwt_tables_changed() IS
+    'Trigger: keeps the is_jwt_revoked filters and cached cut-offs true to committed rows.';
+
+CREATE TRIGGER jwt_denylist_cache AFTER INSERT OR UPDATE OR DELETE ON sessrev.jwt_denylist
+    FOR EACH ROW EXECUTE FUNCTION sessrev.jwt_tables_changed();
+CREATE TRIGGER jwt_denylist_cache_truncate AFTER TRUNCATE ON sessrev.jwt_denylist
+    FOR EACH STATEMENT EXECUTE FUNCTION sessrev.jwt_tables_changed();
+CREATE TRIGGER user_token_cutoffs_cache AFTER INSERT OR UPDATE OR DELETE ON sessrev.user_token_cutoffs
+    FOR EACH ROW EXECUTE FUNCTION sessrev.jwt_tables_changed();
+CREATE TRIGGER user_token_cutoffs_cache_truncate AFTER TRUNCATE ON sessrev.user_token_cutoffs
+    FOR EACH STATEMENT EXECUTE FUNCTION sessrev.jwt_tables_changed();
+CREATE TRIGGER global_token_cutoff_cache AFTER INSERT OR UPDATE OR DELETE ON sessrev.global_token_cutoff
+    FOR EACH ROW EXECUTE FUNCTION sessrev.jwt_tables_changed();
+CREATE TRIGGER global_token_cutoff_cache_truncate AFTER TRUNCATE ON sessrev.global_token_cutoff
+    FOR EACH STATEMENT EXECUTE FUNCTION sessrev.jwt_tables_changed();
+ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache;
+ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache_truncate;
+ALTER TABLE sessrev.user_token_cutoffs ENABLE ALWAYS TRIGGER user_token_cutoffs_cache;
+ALTER TABLE sessrev.user_token_cutoffs ENABLE ALWAYS TRIGGER user_token_cutoffs_cache_truncate;
+ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache;
+ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache_truncate;
+COMMENT ON TRIGGER jwt_denylist_cache ON sessrev.jwt_denylist IS 'Adds new jtis to the is_jwt_revoked filter before commit.';
+COMMENT ON TRIGGER jwt_denylist_cache_truncate ON sessrev.jwt_denylist IS 'Marks the JWT cache as changed by this transaction.';
+COMMENT ON TRIGGER user_token_cutoffs_cache ON sessrev.user_token_cutoffs IS 'Adds users to the cut-off filter and drops cached cut-offs at commit.';
+COMMENT ON TRIGGER user_token_cutoffs_cache_truncate ON sessrev.user_token_cutoffs IS 'Empties the cache at commit.';
+COMMENT ON TRIGGER global_token_cutoff_cache ON sessrev.global_token_cutoff IS 'Drops the cached global cut-off at commit.';
+COMMENT ON TRIGGER global_token_cutoff_cache_truncate ON sessrev.global_token_cutoff IS 'Drops the cached global cut-off at commit.';
 
 CREATE FUNCTION sessrev.is_jwt_revoked(jti text, user_id text, issued_at timestamptz)
 RETURNS boolean

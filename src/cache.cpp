@@ -1,5 +1,6 @@
 #include "cache.hpp"
 
+#include "jwt_cache.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -58,8 +59,8 @@ uint32 set_count(int capacity) { return static_cast<uint32>((capacity + ways - 1
 
 uint64 key_hash(const Key &key) {
     uint64 h;
-    if (key.kind == Kind::token_hash) {
-        memcpy(&h, key.bytes, sizeof h);  // already a uniform SHA-256
+    if (key.kind != Kind::session_id) {
+        memcpy(&h, key.bytes, sizeof h);  // already a uniform SHA-256 (token, user id)
     } else {
         h = hash_bytes_extended(key.bytes, 16, 0);
     }
@@ -128,6 +129,7 @@ std::size_t shmem_size(int capacity) {
 void request_shmem() {
     if (settings::cache_size <= 0) return;
     RequestAddinShmemSpace(shmem_size(settings::cache_size));
+    RequestAddinShmemSpace(jwt_cache::shmem_size());
     RequestNamedLWLockTranche(tranche, partitions);
 }
 
@@ -157,6 +159,7 @@ static void startup(void) {
         const std::size_t n = static_cast<std::size_t>(sets) * ways;
         for (std::size_t i = 0; i < n; i++) pg_atomic_init_u32(&entries[i].referenced, 0);
     }
+    jwt_cache::startup();
     LWLockRelease(AddinShmemInitLock);
 }
 

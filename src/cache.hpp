@@ -20,7 +20,7 @@ extern "C" {
 
 namespace sessrev::cache {
 
-enum class Kind : uint8 { token_hash = 1, session_id = 2 };
+enum class Kind : uint8 { token_hash = 1, session_id = 2, user_cutoff = 3 };
 
 // What identifies a cached session: the database and the sessions table it
 // came from (a re-created extension has a new table), and the token hash or the
@@ -32,7 +32,8 @@ struct Key {
     unsigned char bytes[32];
 };
 
-// What a hit needs to re-check liveness without the table.
+// What a hit needs to re-check liveness without the table (for a user's
+// cut-off, expires_at holds the cut-off).
 struct Times {
     TimestampTz expires_at;
     TimestampTz last_active_at;

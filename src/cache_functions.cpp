@@ -1,8 +1,10 @@
 // SQL-callable cache_stats() and cache_reset().
 #include "boundary.hpp"
 #include "cache.hpp"
+#include "jwt_cache.hpp"
 
 extern "C" {
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
 }
@@ -22,11 +24,20 @@ SESSREV_FUNCTION(cache_stats) {
     return (Datum) 0;
 }
 
-// cache_reset() RETURNS void: empties the cache and zeroes its counters.
+// cache_reset() RETURNS void: empties the cache, zeroes its counters and
+// rebuilds the JWT filters (dropping bits of rows cleaned up since).
 SESSREV_FUNCTION(cache_reset) {
-    if (sessrev::cache::enabled()) {
-        sessrev::cache::flush();
-        sessrev::cache::reset_stats();
-    }
+    namespace jwt_cache = sessrev::jwt_cache;
+    if (!sessrev::cache::enabled()) PG_RETURN_VOID();
+    SPI_connect();
+    // No insert may be in flight while the filters are rebuilt from the tables.
+    if (SPI_execute("LOCK TABLE sessrev.jwt_denylist, sessrev.user_token_cutoffs IN SHARE MODE",
+                    false, 0) != SPI_OK_UTILITY)
+        elog(ERROR, "sessrev: could not lock the JWT tables");
+    jwt_cache::rebuild();
+    SPI_finish();
+    jwt_cache::invalidate_global();
+    sessrev::cache::flush();
+    sessrev::cache::reset_stats();
     PG_RETURN_VOID();
 }

@@ -2,7 +2,9 @@
 
 #include "boundary.hpp"
 #include "cache.hpp"
+#include "jwt_cache.hpp"
 #include "session_lookup.hpp"
+#include "token.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -16,45 +18,35 @@ extern "C" {
 }
 
 #include <cstring>
+#include <string>
 
 namespace sessrev::invalidation {
 namespace {
 
-// Up to this many changed sessions are invalidated one by one; beyond it (a bulk
+// Up to this many cache keys are invalidated one by one; beyond it (a bulk
 // revocation) the whole cache is flushed instead, so memory stays fixed.
-constexpr int max_pending = 1024;
+constexpr int max_pending = 2048;
 
-struct Changed {
-    Oid relation;
-    unsigned char token_hash[32];
-    unsigned char id[UUID_LEN];
-};
-
-Changed pending[max_pending];
+cache::Key pending[max_pending];
 int pending_count = 0;
 bool flush_at_commit = false;
+bool global_cutoff_changed = false;
 bool pending_changes = false;
 
 void forget() {
     pending_count = 0;
     flush_at_commit = false;
+    global_cutoff_changed = false;
     pending_changes = false;
 }
 
 void apply() {
+    if (global_cutoff_changed) jwt_cache::invalidate_global();
     if (flush_at_commit) {
         cache::flush();
         return;
     }
-    for (int i = 0; i < pending_count; i++) {
-        cache::Key key{MyDatabaseId, pending[i].relation, cache::Kind::token_hash, {}};
-        memcpy(key.bytes, pending[i].token_hash, sizeof pending[i].token_hash);
-        cache::invalidate(key);
-        key.kind = cache::Kind::session_id;
-        memset(key.bytes, 0, sizeof key.bytes);
-        memcpy(key.bytes, pending[i].id, sizeof pending[i].id);
-        cache::invalidate(key);
-    }
+    for (int i = 0; i < pending_count; i++) cache::invalidate(pending[i]);
 }
 
 void on_transaction_end(XactEvent event, void *) {
@@ -64,7 +56,7 @@ void on_transaction_end(XactEvent event, void *) {
             if (pending_changes)
                 ereport(ERROR,
                         (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                         errmsg("cannot PREPARE a transaction that changed sessrev.sessions "
+                         errmsg("cannot PREPARE a transaction that changed sessrev's tables "
                                 "while the sessrev cache is enabled")));
             break;
         case XACT_EVENT_COMMIT:
@@ -119,24 +111,46 @@ bool was_dead(HeapTuple old_row, TupleDesc desc, const lookup::Layout &l) {
     return !isnull && expires_at < GetCurrentTimestamp() - USECS_PER_DAY;
 }
 
-void record(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {
-    pending_changes = true;
+void record(const cache::Key &key) {
     if (flush_at_commit) return;
     if (pending_count == max_pending) {
         flush_at_commit = true;
         return;
     }
-    Changed &c = pending[pending_count++];
-    c.relation = relation;
+    pending[pending_count++] = key;
+}
+
+void record_session(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {
     bool isnull;
+    cache::Key key{MyDatabaseId, relation, cache::Kind::token_hash, {}};
     bytea *hash = DatumGetByteaPP(attribute(old_row, desc, l.token_hash, &isnull));
-    memset(c.token_hash, 0, sizeof c.token_hash);
     if (!isnull)
-        memcpy(c.token_hash, VARDATA_ANY(hash),
-               Min(VARSIZE_ANY_EXHDR(hash), static_cast<Size>(sizeof c.token_hash)));
+        memcpy(key.bytes, VARDATA_ANY(hash),
+               Min(VARSIZE_ANY_EXHDR(hash), static_cast<Size>(sizeof key.bytes)));
+    record(key);
+    key.kind = cache::Kind::session_id;
+    memset(key.bytes, 0, sizeof key.bytes);
     pg_uuid_t *id = DatumGetUUIDP(attribute(old_row, desc, l.id, &isnull));
-    memset(c.id, 0, sizeof c.id);
-    if (!isnull) memcpy(c.id, id->data, sizeof c.id);
+    if (!isnull) memcpy(key.bytes, id->data, UUID_LEN);
+    record(key);
+}
+
+AttrNumber attnum_of(TupleDesc desc, const char *column) {
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute a = TupleDescAttr(desc, i);
+        if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0) return a->attnum;
+    }
+    elog(ERROR, "sessrev: column \"%s\" not found", column);
+}
+
+// SHA-256 of a text column; false when it is NULL.
+bool hash_of(HeapTuple row, TupleDesc desc, const char *column, token::Hash *hash) {
+    bool isnull;
+    Datum value = attribute(row, desc, attnum_of(desc, column), &isnull);
+    if (isnull) return false;
+    text *t = DatumGetTextPP(value);
+    *hash = token::sha256({VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)});
+    return true;
 }
 
 }  // namespace
@@ -147,15 +161,23 @@ bool pending_in_transaction() { return pending_changes; }
 
 }  // namespace sessrev::invalidation
 
+namespace {
+
+TriggerData *trigger_data(FunctionCallInfo fcinfo, const char *name) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        throw sessrev::SqlError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                                std::string(name) + "() must be called as a trigger");
+    return reinterpret_cast<TriggerData *>(fcinfo->context);
+}
+
+}  // namespace
+
 // sessions_changed(): AFTER UPDATE OR DELETE (per row) and AFTER TRUNCATE trigger
 // on sessrev.sessions.
 SESSREV_FUNCTION(sessions_changed) {
     using namespace sessrev::invalidation;
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        throw sessrev::SqlError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                                "sessions_changed() must be called as a trigger");
+    TriggerData *trigger = trigger_data(fcinfo, "sessions_changed");
     if (!sessrev::cache::enabled()) return PointerGetDatum(nullptr);
-    TriggerData *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     TriggerEvent event = trigger->tg_event;
     if (TRIGGER_FIRED_BY_TRUNCATE(event) || !TRIGGER_FIRED_FOR_ROW(event)) {
         pending_changes = true;
@@ -169,6 +191,50 @@ SESSREV_FUNCTION(sessions_changed) {
     if (TRIGGER_FIRED_BY_UPDATE(event) &&
         only_extends_life(trigger->tg_trigtuple, trigger->tg_newtuple, desc, l))
         return PointerGetDatum(nullptr);
-    record(trigger->tg_trigtuple, desc, RelationGetRelid(rel), l);
+    pending_changes = true;
+    record_session(trigger->tg_trigtuple, desc, RelationGetRelid(rel), l);
+    return PointerGetDatum(nullptr);
+}
+
+// jwt_tables_changed(): AFTER INSERT OR UPDATE OR DELETE (per row) and AFTER
+// TRUNCATE trigger on jwt_denylist, user_token_cutoffs and global_token_cutoff.
+SESSREV_FUNCTION(jwt_tables_changed) {
+    using namespace sessrev::invalidation;
+    namespace jwt_cache = sessrev::jwt_cache;
+    TriggerData *trigger = trigger_data(fcinfo, "jwt_tables_changed");
+    if (!jwt_cache::enabled()) return PointerGetDatum(nullptr);
+    pending_changes = true;
+    const sessrev::lookup::Layout &l = sessrev::lookup::layout();
+    Relation rel = trigger->tg_relation;
+    const Oid relid = RelationGetRelid(rel);
+    TriggerEvent event = trigger->tg_event;
+    if (relid == l.global_cutoff) {
+        global_cutoff_changed = true;
+        return PointerGetDatum(nullptr);
+    }
+    if (TRIGGER_FIRED_BY_TRUNCATE(event) || !TRIGGER_FIRED_FOR_ROW(event)) {
+        // An emptied denylist leaves extra filter bits, which only cost lookups.
+        if (relid == l.user_cutoffs) flush_at_commit = true;
+        return PointerGetDatum(nullptr);
+    }
+    TupleDesc desc = RelationGetDescr(rel);
+    HeapTuple new_row = TRIGGER_FIRED_BY_UPDATE(event)   ? trigger->tg_newtuple
+                        : TRIGGER_FIRED_BY_INSERT(event) ? trigger->tg_trigtuple
+                                                         : nullptr;
+    HeapTuple old_row = TRIGGER_FIRED_BY_INSERT(event) ? nullptr : trigger->tg_trigtuple;
+    sessrev::token::Hash hash;
+    if (relid == l.jwt_denylist) {
+        // Set before this transaction commits: no reader can miss a committed jti.
+        if (new_row != nullptr && hash_of(new_row, desc, "jti", &hash))
+            jwt_cache::add(jwt_cache::Filter::jti, hash);
+    } else if (relid == l.user_cutoffs) {
+        if (new_row != nullptr && hash_of(new_row, desc, "user_id", &hash))
+            jwt_cache::add(jwt_cache::Filter::user, hash);
+        if (old_row != nullptr && hash_of(old_row, desc, "user_id", &hash)) {
+            sessrev::cache::Key key{MyDatabaseId, relid, sessrev::cache::Kind::user_cutoff, {}};
+            memcpy(key.bytes, hash.data(), hash.size());
+            record(key);
+        }
+    }
     return PointerGetDatum(nullptr);
 }

@@ -1,15 +1,76 @@
-// SQL-callable is_jwt_revoked(jti text, user_id text, issued_at timestamptz).
+// SQL-callable is_jwt_revoked(jti text, user_id text, issued_at timestamptz):
+// from shared memory when the cache is enabled, from the tables otherwise.
 #include "boundary.hpp"
+#include "cache.hpp"
+#include "cache_invalidation.hpp"
+#include "jwt_cache.hpp"
 #include "jwt_lookup.hpp"
+#include "session_lookup.hpp"
+#include "token.hpp"
 
 extern "C" {
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
 #include "utils/timestamp.h"
 }
 
+#include <cstring>
+
 namespace {
+
+namespace cache = sessrev::cache;
+namespace jwt_cache = sessrev::jwt_cache;
 
 // Tokens a little in the future are clock skew between issuer and database.
 constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
+
+bool cache_usable() {
+    return jwt_cache::enabled() && !RecoveryInProgress() &&
+           !sessrev::invalidation::pending_in_transaction();
+}
+
+sessrev::token::Hash hash_text(Datum value) {
+    text *t = DatumGetTextPP(value);
+    return sessrev::token::sha256({VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)});
+}
+
+bool global_cutoff(TimestampTz *not_before) {
+    if (!cache_usable()) return sessrev::jwt::global_cutoff(not_before);
+    jwt_cache::Global state = jwt_cache::global_cutoff(not_before);
+    if (state == jwt_cache::Global::unknown) {
+        const uint64 ticket = jwt_cache::global_ticket();
+        pg_memory_barrier();  // the ticket precedes the lookup's snapshot
+        const bool found = sessrev::jwt::global_cutoff(not_before);
+        state = found ? jwt_cache::Global::set : jwt_cache::Global::none;
+        jwt_cache::fill_global(state, *not_before, ticket);
+    }
+    return state == jwt_cache::Global::set;
+}
+
+bool user_cutoff(Datum user_id, TimestampTz *not_before) {
+    if (!cache_usable()) return sessrev::jwt::user_cutoff(user_id, not_before);
+    const sessrev::token::Hash hash = hash_text(user_id);
+    if (!jwt_cache::may_contain(jwt_cache::Filter::user, hash)) return false;
+    cache::Key key{MyDatabaseId, sessrev::lookup::layout().user_cutoffs, cache::Kind::user_cutoff, {}};
+    memcpy(key.bytes, hash.data(), hash.size());
+    cache::Times times;
+    if (cache::lookup(key, &times)) {
+        *not_before = times.expires_at;
+        return true;
+    }
+    cache::count_miss(key);
+    const cache::FillTicket ticket = cache::ticket(key);
+    if (!sessrev::jwt::user_cutoff(user_id, not_before)) return false;
+    cache::fill(key, {*not_before, 0}, ticket);
+    return true;
+}
+
+bool jti_denylisted(Datum jti) {
+    if (cache_usable() && !jwt_cache::may_contain(jwt_cache::Filter::jti, hash_text(jti)))
+        return false;
+    return sessrev::jwt::jti_denylisted(jti);
+}
 
 }  // namespace
 
@@ -28,10 +89,8 @@ SESSREV_FUNCTION(is_jwt_revoked) {
                        "issued_at is in the future (more than 60 seconds of clock skew)");
 
     TimestampTz not_before;
-    if (sessrev::jwt::global_cutoff(&not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
-    if (has_user && sessrev::jwt::user_cutoff(PG_GETARG_DATUM(1), &not_before) &&
-        issued_at < not_before)
+    if (global_cutoff(&not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
+    if (has_user && user_cutoff(PG_GETARG_DATUM(1), &not_before) && issued_at < not_before)
         PG_RETURN_BOOL(true);
-    if (has_jti && sessrev::jwt::jti_denylisted(PG_GETARG_DATUM(0))) PG_RETURN_BOOL(true);
-    PG_RETURN_BOOL(false);
+    PG_RETURN_BOOL(has_jti && jti_denylisted(PG_GETARG_DATUM(0)));
 }

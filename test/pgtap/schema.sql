@@ -89,6 +89,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'is_jwt_revoked(jti text, user_id text, issued_at timestamp with time zone)',
                 'is_revoked(session_id uuid)',
                 'is_revoked(token text)',
+                'jwt_tables_changed()',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
                 'sessions_changed()',
                 'wake_cleanup_worker()',

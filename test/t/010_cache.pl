@@ -86,7 +86,7 @@ my ($prep_id) = new_session('prepare-user');
 my ($ret, $out, $err) = $node->psql('postgres', qq{BEGIN;
 	SELECT sessrev.revoke_session('$prep_id');
 	PREPARE TRANSACTION 'p1';});
-like($err, qr/cannot PREPARE a transaction that changed sessrev.sessions/, 'PREPARE after a revocation is refused');
+like($err, qr/cannot PREPARE a transaction that changed sessrev's tables/, 'PREPARE after a revocation is refused');
 is(sql("SELECT count(*) FROM pg_prepared_xacts"), '0', 'nothing was prepared');
 is(sql("SELECT sessrev.is_revoked('$prep_id'::uuid)"), 'f', 'and nothing was revoked');
 
