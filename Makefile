@@ -24,4 +24,7 @@ override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_ser
 # PGXS compiles LLVM bitcode with clang, which does not see PG_CXXFLAGS.
 COMPILE.cxx.bc += -std=c++17
 
+# PGXS tracks no header dependencies: rebuild everything when a header changes.
+$(OBJS): $(wildcard src/*.hpp)
+
 EXTRA_CLEAN = results regression.diffs regression.out

@@ -61,6 +61,26 @@ COMMENT ON INDEX sessrev.sessions_expires_at_idx IS 'Cleanup of expired sessions
 CREATE INDEX sessions_revoked_at_idx ON sessrev.sessions (revoked_at) WHERE revoked;
 COMMENT ON INDEX sessrev.sessions_revoked_at_idx IS 'Cleanup of revoked sessions.';
 
+CREATE TABLE sessrev.retired_tokens (
+    token_hash  bytea       NOT NULL,
+    session_id  uuid        NOT NULL,
+    retired_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    CONSTRAINT retired_tokens_pkey PRIMARY KEY (token_hash)
+);
+COMMENT ON TABLE sessrev.retired_tokens IS
+    'Hashes of tokens replaced by rotate_token, kept until their session expires to detect reuse.';
+COMMENT ON INDEX sessrev.retired_tokens_pkey IS 'Lookup of a presented token among retired ones.';
+COMMENT ON COLUMN sessrev.retired_tokens.token_hash IS 'SHA-256 of the retired token.';
+COMMENT ON COLUMN sessrev.retired_tokens.session_id IS
+    'The session it belonged to (no foreign key, so that a DBA can TRUNCATE sessions; a retired token of a deleted session validates nothing).';
+COMMENT ON COLUMN sessrev.retired_tokens.retired_at IS 'When rotate_token replaced it.';
+COMMENT ON COLUMN sessrev.retired_tokens.expires_at IS 'The session''s expiry at rotation: cleanup deletes the row after it.';
+CREATE INDEX retired_tokens_session_idx ON sessrev.retired_tokens (session_id);
+COMMENT ON INDEX sessrev.retired_tokens_session_idx IS 'Retired tokens of a session.';
+CREATE INDEX retired_tokens_expires_at_idx ON sessrev.retired_tokens (expires_at);
+COMMENT ON INDEX sessrev.retired_tokens_expires_at_idx IS 'Cleanup of retired tokens.';
+
 CREATE TABLE sessrev.session_audit_log (
     id          bigint      GENERATED ALWAYS AS IDENTITY,
     session_id  uuid,
@@ -81,7 +101,7 @@ COMMENT ON COLUMN sessrev.session_audit_log.id IS 'Audit row id, increasing in c
 COMMENT ON COLUMN sessrev.session_audit_log.session_id IS 'The session concerned; NULL for summary rows.';
 COMMENT ON COLUMN sessrev.session_audit_log.user_id IS 'The user concerned, if any.';
 COMMENT ON COLUMN sessrev.session_audit_log.action IS
-    'SESSION_CREATED, SESSION_REVOKED, REVOKE_ALL_USER, REVOKE_ALL, CLEANUP, JWT_REVOKED or USER_TOKENS_CUTOFF.';
+    'SESSION_CREATED, SESSION_REVOKED, REVOKE_ALL_USER, REVOKE_ALL, CLEANUP, JWT_REVOKED, USER_TOKENS_CUTOFF, SESSION_EXTENDED, TOKEN_ROTATED or TOKEN_REUSE.';
 COMMENT ON COLUMN sessrev.session_audit_log.actor IS 'Who acted (revoked_by, or the database user for cleanup).';
 COMMENT ON COLUMN sessrev.session_audit_log.ip_address IS 'Client address, where the action had one.';
 COMMENT ON COLUMN sessrev.session_audit_log.user_agent IS 'User-Agent, where the action had one.';
@@ -147,6 +167,7 @@ COMMENT ON COLUMN sessrev.global_token_cutoff.updated_at IS 'When the cut-off la
 SELECT pg_catalog.pg_extension_config_dump('sessrev.sessions', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.session_audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.retired_tokens', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.jwt_denylist', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.user_token_cutoffs', '');
 SELECT pg_catalog.pg_extension_config_dump('sessrev.global_token_cutoff', '');
@@ -212,18 +233,35 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_hash  bytea := sessrev.hash_token(validate_session.token);
-    v_idle  interval := current_setting('sessrev.idle_timeout')::interval;
-    v_touch interval := current_setting('sessrev.touch_interval')::interval;
-    v_row   sessrev.sessions%ROWTYPE;
+    v_hash    bytea := sessrev.hash_token(validate_session.token);
+    v_idle    interval := current_setting('sessrev.idle_timeout')::interval;
+    v_touch   interval := current_setting('sessrev.touch_interval')::interval;
+    v_row     sessrev.sessions%ROWTYPE;
+    v_retired sessrev.retired_tokens%ROWTYPE;
 BEGIN
     IF v_hash IS NULL OR validate_session.token = '' THEN
         RETURN;
     END IF;
-    SELECT * INTO v_row FROM sessrev.sessions s
-     WHERE s.token_hash = v_hash AND NOT s.revoked AND s.expires_at > now()
-       AND (v_idle = interval '0' OR s.last_active_at > now() - v_idle);
+    SELECT * INTO v_row FROM sessrev.sessions s WHERE s.token_hash = v_hash;
     IF NOT FOUND THEN
+        -- A token replaced by rotate_token still serves requests already in
+        -- flight; presented later, it was stolen: the whole session goes.
+        SELECT * INTO v_retired FROM sessrev.retired_tokens r WHERE r.token_hash = v_hash;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        IF now() - v_retired.retired_at > current_setting('sessrev.reuse_interval')::interval THEN
+            PERFORM sessrev.revoke_session(v_retired.session_id, 'Token reuse detected', 'sessrev');
+            INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+            SELECT s.id, s.user_id, 'TOKEN_REUSE', 'sessrev',
+                   jsonb_build_object('retired_at', v_retired.retired_at)
+              FROM sessrev.sessions s WHERE s.id = v_retired.session_id;
+            RETURN;
+        END IF;
+        SELECT * INTO v_row FROM sessrev.sessions s WHERE s.id = v_retired.session_id;
+    END IF;
+    IF v_row.id IS NULL OR v_row.revoked OR v_row.expires_at <= now()
+       OR (v_idle > interval '0' AND v_row.last_active_at <= now() - v_idle) THEN
         RETURN;
     END IF;
     -- Touch at most once per touch_interval, and often enough that an active
@@ -239,12 +277,14 @@ BEGIN
         END IF;
         v_row.last_active_at := now();
     END IF;
+    -- The rest of this transaction knows its session (current_session_id()).
+    PERFORM sessrev.remember_current_session(v_row.id, v_row.user_id);
     RETURN QUERY SELECT v_row.id, v_row.user_id, v_row.expires_at, v_row.last_active_at,
                         v_row.metadata;
 END
 $$;
 COMMENT ON FUNCTION sessrev.validate_session(text) IS
-    'One row for an active session, none otherwise; moves last_active_at forward at most once per sessrev.touch_interval.';
+    'One row for an active session, none otherwise; moves last_active_at forward at most once per sessrev.touch_interval and makes it the transaction''s current session. A rotated-out token validates within sessrev.reuse_interval; after it, it revokes the session (TOKEN_REUSE).';
 
 --------------------------------------------------------------------------------
 -- Creating a session
@@ -268,6 +308,7 @@ DECLARE
     v_ttl     interval := coalesce(create_session.ttl,
                                    current_setting('sessrev.session_ttl')::interval);
     v_max_ttl interval := current_setting('sessrev.max_ttl')::interval;
+    v_limit   integer := current_setting('sessrev.max_sessions_per_user')::integer;
     v_device  text;
     v_id      uuid;
     v_expires timestamptz;
@@ -307,6 +348,10 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
 
+    IF v_limit > 0 THEN
+        -- Concurrent logins of one user count against the limit one at a time.
+        PERFORM pg_advisory_xact_lock(hashtextextended('sessrev.user:' || create_session.user_id, 0));
+    END IF;
     v_device := coalesce(create_session.device_info,
                          sessrev.device_from_user_agent(create_session.user_agent));
     INSERT INTO sessrev.sessions AS s
@@ -322,11 +367,29 @@ BEGIN
             create_session.ip_address, create_session.user_agent,
             jsonb_build_object('device_info', v_device, 'expires_at', v_expires));
 
+    IF v_limit > 0 THEN
+        WITH excess AS (
+            SELECT s.id FROM sessrev.sessions s
+             WHERE s.user_id = create_session.user_id AND NOT s.revoked AND s.expires_at > now()
+             ORDER BY s.id = v_id DESC, s.last_active_at DESC, s.created_at DESC
+            OFFSET v_limit
+        ), revoked AS (
+            UPDATE sessrev.sessions s
+               SET revoked = true, revoked_at = now(), revoked_reason = 'Session limit',
+                   revoked_by = 'sessrev'
+              FROM excess e WHERE s.id = e.id
+         RETURNING s.id, s.user_id
+        )
+        INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+        SELECT r.id, r.user_id, 'SESSION_REVOKED', 'sessrev', jsonb_build_object('reason', 'Session limit')
+          FROM revoked r;
+    END IF;
+
     RETURN QUERY SELECT v_id, v_token, v_expires;
 END
 $$;
 COMMENT ON FUNCTION sessrev.create_session(text, interval, inet, text, text, jsonb) IS
-    'Creates a session with a fresh random token; returns the token once (only its hash is stored).';
+    'Creates a session with a fresh random token; returns the token once (only its hash is stored). Beyond sessrev.max_sessions_per_user, the user''s least recently active sessions are revoked.';
 
 --------------------------------------------------------------------------------
 -- Listing sessions
@@ -645,6 +708,291 @@ RETURNS boolean
     AS 'MODULE_PATHNAME', 'is_jwt_revoked';
 COMMENT ON FUNCTION sessrev.is_jwt_revoked(text, text, timestamptz) IS
     'True when the jti is denylisted or the token was issued before the user''s or the global cut-off; jti NULL checks only the cut-offs. Reads the latest committed state (cached when preloaded).';
+
+--------------------------------------------------------------------------------
+-- The current session of a transaction, and self-service
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.remember_current_session(session_id uuid, user_id text) RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'remember_current_session';
+COMMENT ON FUNCTION sessrev.remember_current_session(uuid, text) IS
+    'Internal: records the transaction''s current session once sessrev has checked it. Never grant it.';
+
+CREATE FUNCTION sessrev.current_session_id() RETURNS uuid
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'current_session_id';
+COMMENT ON FUNCTION sessrev.current_session_id() IS
+    'The session validated (or set) in this transaction; NULL when none. Forgotten at transaction end.';
+
+CREATE FUNCTION sessrev.current_user_id() RETURNS text
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'current_user_id';
+COMMENT ON FUNCTION sessrev.current_user_id() IS
+    'The user of the session validated (or set) in this transaction; NULL when none.';
+
+CREATE FUNCTION sessrev.set_current_session(session_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user text;
+BEGIN
+    IF sessrev.is_revoked(set_current_session.session_id) THEN
+        RAISE EXCEPTION 'session is not live' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT s.user_id INTO v_user FROM sessrev.sessions s WHERE s.id = set_current_session.session_id;
+    PERFORM sessrev.remember_current_session(set_current_session.session_id, v_user);
+END
+$$;
+COMMENT ON FUNCTION sessrev.set_current_session(uuid) IS
+    'Makes a live session the transaction''s current session, for applications that validate elsewhere.';
+
+CREATE FUNCTION sessrev.my_sessions()
+RETURNS TABLE (id uuid, device_info text, ip_address inet, user_agent text,
+               created_at timestamptz, last_active_at timestamptz, expires_at timestamptz,
+               is_current boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user text := sessrev.current_user_id();
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.device_info, a.ip_address, a.user_agent, a.created_at, a.last_active_at,
+           a.expires_at, a.id = sessrev.current_session_id()
+      FROM sessrev.active_sessions a WHERE a.user_id = v_user
+     ORDER BY a.last_active_at DESC, a.created_at DESC;
+END
+$$;
+COMMENT ON FUNCTION sessrev.my_sessions() IS
+    'The current user''s live sessions, most recently active first, marking the current one.';
+
+CREATE FUNCTION sessrev.revoke_my_session(session_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user text := sessrev.current_user_id();
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF revoke_my_session.session_id = sessrev.current_session_id() THEN
+        RAISE EXCEPTION 'cannot revoke the current session here'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'To log out, use sessrev.revoke_token.';
+    END IF;
+    -- Another user's session id answers false and changes nothing.
+    IF NOT EXISTS (SELECT 1 FROM sessrev.sessions s
+                    WHERE s.id = revoke_my_session.session_id AND s.user_id = v_user) THEN
+        RETURN false;
+    END IF;
+    RETURN sessrev.revoke_session(revoke_my_session.session_id, 'Signed out by user', v_user);
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_my_session(uuid) IS
+    'Revokes one of the current user''s other sessions; false for unknown or other users'' sessions.';
+
+CREATE FUNCTION sessrev.revoke_my_other_sessions() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user text := sessrev.current_user_id();
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN sessrev.revoke_user_sessions(v_user, 'Signed out from other devices', v_user,
+                                        sessrev.current_session_id());
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_my_other_sessions() IS
+    'Revokes every session of the current user but the current one; returns the count.';
+
+--------------------------------------------------------------------------------
+-- Lifetimes and token rotation
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.extend_session(session_id uuid, by interval) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_expires timestamptz;
+    v_user    text;
+BEGIN
+    IF extend_session.session_id IS NULL OR extend_session.by IS NULL THEN
+        RAISE EXCEPTION 'session_id and by must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF now() + extend_session.by <= now() THEN
+        RAISE EXCEPTION 'by must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF sessrev.is_revoked(extend_session.session_id) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE sessrev.sessions s
+       SET expires_at = least(s.expires_at + extend_session.by,
+                              s.created_at + current_setting('sessrev.max_ttl')::interval)
+     WHERE s.id = extend_session.session_id AND NOT s.revoked AND s.expires_at > now()
+    RETURNING s.expires_at, s.user_id INTO v_expires, v_user;
+    IF FOUND THEN
+        INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+        VALUES (extend_session.session_id, v_user, 'SESSION_EXTENDED', session_user,
+                jsonb_build_object('by', extend_session.by, 'expires_at', v_expires));
+    END IF;
+    RETURN v_expires;
+END
+$$;
+COMMENT ON FUNCTION sessrev.extend_session(uuid, interval) IS
+    'Extends a live session by an interval, never beyond created_at + sessrev.max_ttl; returns the new expiry, NULL when not live.';
+
+-- PL/pgSQL cannot name an input and an output column alike (token), which the
+-- contract of rotate_token does: the body lives in rotate_session_token.
+CREATE FUNCTION sessrev.rotate_session_token(old_token text)
+RETURNS TABLE (new_token text, expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_new     text := sessrev.generate_token(32);
+    v_old     bytea := sessrev.hash_token(rotate_session_token.old_token);
+    v_idle    interval := current_setting('sessrev.idle_timeout')::interval;
+    v_id      uuid;
+    v_user    text;
+    v_expires timestamptz;
+BEGIN
+    UPDATE sessrev.sessions s
+       SET token_hash = sessrev.hash_token(v_new), last_active_at = now()
+     WHERE s.token_hash = v_old AND NOT s.revoked AND s.expires_at > now()
+       AND (v_idle = interval '0' OR s.last_active_at > now() - v_idle)
+    RETURNING s.id, s.user_id, s.expires_at INTO v_id, v_user, v_expires;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO sessrev.retired_tokens (token_hash, session_id, expires_at)
+    VALUES (v_old, v_id, v_expires);
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor)
+    VALUES (v_id, v_user, 'TOKEN_ROTATED', v_user);
+    PERFORM sessrev.remember_current_session(v_id, v_user);
+    RETURN QUERY SELECT v_new, v_expires;
+END
+$$;
+COMMENT ON FUNCTION sessrev.rotate_session_token(text) IS
+    'Internal: the body of rotate_token. Never grant it.';
+
+CREATE FUNCTION sessrev.rotate_token(token text)
+RETURNS TABLE (token text, expires_at timestamptz)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.new_token, r.expires_at FROM sessrev.rotate_session_token($1) r
+$$;
+COMMENT ON FUNCTION sessrev.rotate_token(text) IS
+    'Issues a new token for the live session of this one and retires the old; no row when not live.';
+
+--------------------------------------------------------------------------------
+-- Automatic revocation on account changes
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.user_table_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id_column   text := TG_ARGV[0];
+    v_credentials text[] := TG_ARGV[1]::text[];
+    v_privileges  text[] := TG_ARGV[2]::text[];
+    v_old         jsonb := to_jsonb(OLD);
+    v_new         jsonb;
+    v_user        text := v_old ->> v_id_column;
+    v_column      text;
+BEGIN
+    IF v_user IS NULL OR v_user = '' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        PERFORM sessrev.revoke_user_sessions(v_user, 'User deleted', session_user);
+        RETURN NULL;
+    END IF;
+    v_new := to_jsonb(NEW);
+    FOREACH v_column IN ARRAY v_privileges LOOP
+        IF v_old -> v_column IS DISTINCT FROM v_new -> v_column THEN
+            PERFORM sessrev.revoke_user_sessions(v_user, 'Privileges changed', session_user);
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    FOREACH v_column IN ARRAY v_credentials LOOP
+        IF v_old -> v_column IS DISTINCT FROM v_new -> v_column THEN
+            IF sessrev.current_user_id() = v_user THEN
+                -- The user changed their own credentials: keep the session they did it from.
+                PERFORM sessrev.revoke_user_sessions(v_user, 'Credentials changed', v_user,
+                                                     sessrev.current_session_id());
+            ELSE
+                PERFORM sessrev.revoke_user_sessions(v_user, 'Credentials reset', session_user);
+            END IF;
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION sessrev.user_table_changed() IS
+    'Trigger installed by track_user_table: revokes a user''s sessions when the user is deleted or their credentials or privileges change.';
+
+CREATE FUNCTION sessrev.track_user_table(
+    tbl                regclass,
+    id_column          name,
+    credential_columns name[] DEFAULT '{}',
+    privilege_columns  name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_column name;
+BEGIN
+    IF tbl IS NULL OR id_column IS NULL OR credential_columns IS NULL OR privilege_columns IS NULL THEN
+        RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    FOREACH v_column IN ARRAY ARRAY[id_column] || credential_columns || privilege_columns LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                        WHERE attrelid = tbl AND attname = v_column AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', v_column, tbl
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    PERFORM sessrev.untrack_user_table(tbl);
+    EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions AFTER UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
+                   tbl, id_column, credential_columns, privilege_columns);
+END
+$$;
+COMMENT ON FUNCTION sessrev.track_user_table(regclass, name, name[], name[]) IS
+    'Installs the trigger that revokes a user''s sessions when the user row is deleted or a credential or privilege column changes.';
+
+CREATE FUNCTION sessrev.untrack_user_table(tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'sessrev_revoke_sessions') THEN
+        EXECUTE format('DROP TRIGGER sessrev_revoke_sessions ON %s', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sessrev.untrack_user_table(regclass) IS
+    'Removes the trigger installed by track_user_table.';
 
 --------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC. See README.md for an application role's grants.

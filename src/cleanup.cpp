@@ -41,6 +41,18 @@ WITH victims AS (
 )
 SELECT pg_catalog.count(*), pg_catalog.max(revoked_at) FROM gone
 )SQL";
+        case Target::retired_tokens:
+            return R"SQL(
+WITH victims AS (
+    SELECT token_hash, expires_at FROM sessrev.retired_tokens
+     WHERE expires_at < $1 AND expires_at >= $2
+     ORDER BY expires_at LIMIT $3
+), gone AS (
+    DELETE FROM sessrev.retired_tokens r USING victims v WHERE r.token_hash = v.token_hash
+    RETURNING r.expires_at
+)
+SELECT pg_catalog.count(*), pg_catalog.max(expires_at) FROM gone
+)SQL";
         case Target::expired_jwts:
             return R"SQL(
 WITH victims AS (
@@ -72,7 +84,8 @@ constexpr const char *audit_query = R"SQL(
 INSERT INTO sessrev.session_audit_log (action, actor, details)
 VALUES ('CLEANUP', $5,
         pg_catalog.jsonb_build_object('expired_deleted', $1, 'revoked_deleted', $2,
-                                      'jwt_deleted', $3, 'audit_deleted', $4))
+                                      'jwt_deleted', $3, 'audit_deleted', $4,
+                                      'retired_deleted', $6))
 )SQL";
 
 TimestampTz now_minus(Datum interval) {
@@ -86,6 +99,7 @@ int64 &Counts::of(Target t) {
     switch (t) {
         case Target::expired_sessions: return expired;
         case Target::revoked_sessions: return revoked;
+        case Target::retired_tokens: return retired;
         case Target::expired_jwts: return jwts;
         case Target::old_audit_rows: return audit;
     }
@@ -96,6 +110,7 @@ TimestampTz Cutoffs::of(Target t) const {
     switch (t) {
         case Target::expired_sessions: return expired_sessions;
         case Target::revoked_sessions: return revoked_sessions;
+        case Target::retired_tokens: return retired_tokens;
         case Target::expired_jwts: return expired_jwts;
         case Target::old_audit_rows: return old_audit_rows;
     }
@@ -107,7 +122,8 @@ Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention) {
     Cutoffs c;
     c.expired_sessions = now_minus(expired_retention);
     c.revoked_sessions = now_minus(revoked_retention);
-    // A denylisted JWT is useless to keep once it has expired by itself.
+    // A retired token or a denylisted JWT is useless once it has expired by itself.
+    c.retired_tokens = now;
     c.expired_jwts = now;
     c.old_audit_rows = settings::audit_retention > 0
                            ? now - static_cast<int64>(settings::audit_retention) * USECS_PER_SEC
@@ -151,11 +167,11 @@ bool try_lock_for_transaction() {
 }
 
 void write_audit(const Counts &counts, const char *actor) {
-    Oid types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
-    Datum values[5] = {Int64GetDatum(counts.expired), Int64GetDatum(counts.revoked),
-                       Int64GetDatum(counts.jwts), Int64GetDatum(counts.audit),
-                       CStringGetTextDatum(actor)};
-    int rc = SPI_execute_with_args(audit_query, 5, types, values, nullptr, false, 0);
+    Oid types[6] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
+    Datum values[6] = {Int64GetDatum(counts.expired), Int64GetDatum(counts.revoked),
+                       Int64GetDatum(counts.jwts),    Int64GetDatum(counts.audit),
+                       CStringGetTextDatum(actor),    Int64GetDatum(counts.retired)};
+    int rc = SPI_execute_with_args(audit_query, 6, types, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "sessrev: could not write the CLEANUP audit row");
 }
 

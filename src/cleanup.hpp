@@ -15,13 +15,15 @@ namespace sessrev::cleanup {
 // Manual cleanups and the worker share this advisory lock, so two never overlap.
 inline constexpr int64 advisory_lock_key = 0x73657373726576;  // "sessrev"
 
-enum class Target { expired_sessions, revoked_sessions, expired_jwts, old_audit_rows };
+enum class Target { expired_sessions, revoked_sessions, retired_tokens, expired_jwts, old_audit_rows };
 inline constexpr Target targets[] = {Target::expired_sessions, Target::revoked_sessions,
-                                     Target::expired_jwts, Target::old_audit_rows};
+                                     Target::retired_tokens, Target::expired_jwts,
+                                     Target::old_audit_rows};
 
 struct Counts {
     int64 expired = 0;  // sessions expired longer than the expired retention
     int64 revoked = 0;  // sessions revoked longer than the revoked retention
+    int64 retired = 0;  // rotated-out token hashes whose session has expired
     int64 jwts = 0;     // denylisted JWTs past their own expiry
     int64 audit = 0;    // audit rows older than sessrev.audit_retention
     int64 sessions() const { return expired + revoked; }
@@ -32,6 +34,7 @@ struct Counts {
 struct Cutoffs {
     TimestampTz expired_sessions;
     TimestampTz revoked_sessions;
+    TimestampTz retired_tokens;
     TimestampTz expired_jwts;
     TimestampTz old_audit_rows;
     TimestampTz of(Target t) const;

@@ -12,6 +12,7 @@ void _PG_init(void);
 
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "current_session.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
 #include "worker.hpp"
@@ -32,6 +33,7 @@ extern "C" void _PG_init(void) {
     sessrev::settings::define_settings();
     sessrev::lookup::register_callbacks();
     sessrev::invalidation::register_callbacks();
+    sessrev::current_session::register_callbacks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;

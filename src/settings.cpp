@@ -24,6 +24,8 @@ int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
 int cache_size = 262144;
 int cleanup_interval = 10 * minute;
+int max_sessions_per_user = 0;
+int reuse_interval = 10;
 char *database = nullptr;
 
 void define_settings() {
@@ -55,6 +57,16 @@ void define_settings() {
                             "How often the background worker cleans up; 0 turns it off.", nullptr,
                             &cleanup_interval, 10 * minute, 0, INT_MAX / 1000, PGC_SIGHUP,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.max_sessions_per_user",
+                            "Live sessions a user may have; a new one revokes the least recently "
+                            "active beyond it. 0 means unlimited.",
+                            nullptr, &max_sessions_per_user, 0, 0, 100000, PGC_SUSET, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.reuse_interval",
+                            "How long a rotated-out token still validates (requests in flight); "
+                            "after it, presenting it revokes the session.",
+                            nullptr, &reuse_interval, 10, 0, 3600, PGC_SUSET, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
     // Postmaster-only settings can be defined only while preloading.
     if (process_shared_preload_libraries_in_progress) {
         DefineCustomIntVariable("sessrev.cache_size",

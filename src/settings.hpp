@@ -12,6 +12,8 @@ extern int cleanup_batch_size;
 extern int audit_retention;
 extern int cache_size;  // entries; defined only when preloaded
 extern int cleanup_interval;
+extern int max_sessions_per_user;
+extern int reuse_interval;
 extern char *database;  // the worker's database; defined only when preloaded
 
 // Defines every sessrev.* GUC; cache_size only means something when preloading.

@@ -56,7 +56,7 @@ SELECT has_index('sessrev', 'session_audit_log', 'session_audit_log_created_at_i
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e
                  JOIN pg_class c ON c.oid = ANY (e.extconfig) WHERE e.extname = 'sessrev'$$,
               ARRAY['sessions', 'session_audit_log', 'session_audit_log_id_seq', 'jwt_denylist',
-                    'user_token_cutoffs', 'global_token_cutoff'],
+                    'user_token_cutoffs', 'global_token_cutoff', 'retired_tokens'],
               'pg_dump keeps every table and the audit sequence');
 
 SELECT has_view('sessrev', 'active_sessions', 'active_sessions view exists');
@@ -83,6 +83,8 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
           ARRAY['cache_reset()',
                 'cache_stats()',
                 'cleanup_expired_sessions(expired_retention interval, revoked_retention interval)',
+                'current_session_id()',
+                'current_user_id()',
                 'device_from_user_agent(user_agent text)',
                 'generate_token(nbytes integer)',
                 'hash_token(token text)',
@@ -90,6 +92,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'is_revoked(session_id uuid)',
                 'is_revoked(token text)',
                 'jwt_tables_changed()',
+                'remember_current_session(session_id uuid, user_id text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
                 'sessions_changed()',
                 'wake_cleanup_worker()',

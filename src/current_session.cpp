@@ -1,0 +1,74 @@
+#include "current_session.hpp"
+
+#include "boundary.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+}
+
+#include <cstring>
+
+namespace sessrev::current_session {
+namespace {
+
+constexpr int max_user_id_bytes = 256;
+
+bool known = false;
+pg_uuid_t session_id;
+char user_id[max_user_id_bytes + 1];
+
+void forget(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            known = false;
+            break;
+        default:
+            break;
+    }
+}
+
+}  // namespace
+
+void register_callbacks() { RegisterXactCallback(forget, nullptr); }
+
+}  // namespace sessrev::current_session
+
+namespace cs = sessrev::current_session;
+
+// remember_current_session(session_id uuid, user_id text) RETURNS void. Called
+// only by sessrev's own SECURITY DEFINER functions once they have checked the
+// session; not granted to anyone.
+SESSREV_FUNCTION(remember_current_session) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        throw sessrev::SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                                "session_id and user_id must not be NULL");
+    const text *user = PG_GETARG_TEXT_PP(1);
+    const std::size_t length = VARSIZE_ANY_EXHDR(user);
+    if (length > static_cast<std::size_t>(cs::max_user_id_bytes))
+        throw sessrev::SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION, "user_id is too long");
+    memcpy(&cs::session_id, PG_GETARG_UUID_P(0), sizeof cs::session_id);
+    memcpy(cs::user_id, VARDATA_ANY(user), length);
+    cs::user_id[length] = '\0';
+    cs::known = true;
+    PG_RETURN_VOID();
+}
+
+// current_session_id() RETURNS uuid: NULL when this transaction has none.
+SESSREV_FUNCTION(current_session_id) {
+    if (!cs::known) PG_RETURN_NULL();
+    pg_uuid_t *result = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+    memcpy(result, &cs::session_id, sizeof *result);
+    PG_RETURN_UUID_P(result);
+}
+
+// current_user_id() RETURNS text: NULL when this transaction has none.
+SESSREV_FUNCTION(current_user_id) {
+    if (!cs::known) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(cstring_to_text(cs::user_id));
+}
