@@ -2,9 +2,9 @@
 
 #include "jwt_cache.hpp"
 #include "settings.hpp"
+#include "token.hpp"
 
 extern "C" {
-#include "common/hashfn.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -16,23 +16,25 @@ extern "C" {
 namespace sessrev::cache {
 namespace {
 
-constexpr int ways = 8;                   // entries per set
-constexpr int partitions = 128;           // LWLocks
+constexpr int ways = 4;          // entries per set: one set is 128 bytes, two adjacent lines
+constexpr int partitions = 128;  // LWLocks
 constexpr const char *tranche = "sessrev_cache";
 
-// One cache line per entry. Whether a way is used, and a first filter on its
-// key, live apart in the set's tags: a lookup reads one line of tags and then
-// only the entry whose tag matches.
+// An entry holds a 128-bit fingerprint of its key instead of the key: the first
+// 16 bytes of the token's (or user id's) SHA-256, or the session id, XORed with
+// a mask derived from the database, the table, the kind and a secret drawn at
+// server start. Two keys share a fingerprint only by a 2^-128 accident that no
+// SQL user can steer, since nobody sees the secret. All zeroes marks a free way.
 struct Entry {
-    Oid database;
-    Oid relation;
-    Kind kind;
-    pg_atomic_uint32 referenced;  // second-chance bit, set by hits
-    unsigned char bytes[32];
+    uint64 fingerprint[2];
     TimestampTz expires_at;
-    TimestampTz last_active_at;
+    TimestampTz last_active_at;  // also the eviction order: least recently active goes
 };
-static_assert(sizeof(Entry) == 64, "an entry is one cache line");
+static_assert(sizeof(Entry) == 32, "four entries to a 128-byte set");
+
+struct alignas(128) Set {
+    Entry way[ways];
+};
 
 struct alignas(64) Partition {
     pg_atomic_uint64 generation;  // bumped by every invalidation in the partition
@@ -43,92 +45,106 @@ struct alignas(64) Partition {
     pg_atomic_uint64 entries;
 };
 
-struct Shared {
+struct alignas(128) Shared {
     pg_atomic_uint64 global_generation;  // bumped by every flush
     uint32 sets;
+    unsigned char secret[32];
     Partition partition[partitions];
-    // followed by sets * ways tags (0 = free way), then sets * ways entries
+    // followed by `sets` Sets
 };
 
 Shared *shared = nullptr;
-uint32 *tags = nullptr;
-Entry *entries = nullptr;
+Set *sets = nullptr;
 LWLockPadded *locks = nullptr;
 
 uint32 set_count(int capacity) { return static_cast<uint32>((capacity + ways - 1) / ways); }
 
-uint64 key_hash(const Key &key) {
-    uint64 h;
-    if (key.kind != Kind::session_id) {
-        memcpy(&h, key.bytes, sizeof h);  // already a uniform SHA-256 (token, user id)
-    } else {
-        h = hash_bytes_extended(key.bytes, 16, 0);
-    }
-    return h ^ (static_cast<uint64>(key.database) * 0x9E3779B97F4A7C15ULL) ^ key.relation;
+// The per-(database, table, kind) mask, computed once per backend.
+struct Mask {
+    Oid database;
+    Oid relation;
+    Kind kind;
+    uint64 bits[2];
+};
+constexpr int remembered_masks = 8;
+Mask masks[remembered_masks];
+int mask_count = 0;
+
+const uint64 *mask_of(const Key &key) {
+    for (int i = 0; i < mask_count; i++)
+        if (masks[i].database == key.database && masks[i].relation == key.relation &&
+            masks[i].kind == key.kind)
+            return masks[i].bits;
+    unsigned char input[sizeof shared->secret + 2 * sizeof(Oid) + 1];
+    memcpy(input, shared->secret, sizeof shared->secret);
+    memcpy(input + sizeof shared->secret, &key.database, sizeof(Oid));
+    memcpy(input + sizeof shared->secret + sizeof(Oid), &key.relation, sizeof(Oid));
+    input[sizeof input - 1] = static_cast<unsigned char>(key.kind);
+    const token::Hash h = token::sha256({reinterpret_cast<const char *>(input), sizeof input});
+    Mask &m = masks[mask_count < remembered_masks ? mask_count++ : remembered_masks - 1];
+    m.database = key.database;
+    m.relation = key.relation;
+    m.kind = key.kind;
+    memcpy(m.bits, h.data(), sizeof m.bits);
+    return m.bits;
 }
 
 struct Slot {
+    uint64 fingerprint[2];
     uint32 set;
     int partition;
-    uint32 tag;  // never 0
 };
 
 Slot slot_of(const Key &key) {
-    uint64 h = key_hash(key);
-    uint32 set = static_cast<uint32>(h % shared->sets);
-    return {set, static_cast<int>(set % partitions), static_cast<uint32>(h >> 32) | 1};
+    Slot s;
+    memcpy(s.fingerprint, key.bytes, sizeof s.fingerprint);
+    const uint64 *mask = mask_of(key);
+    s.fingerprint[0] ^= mask[0];
+    s.fingerprint[1] ^= mask[1];
+    if ((s.fingerprint[0] | s.fingerprint[1]) == 0) s.fingerprint[0] = 1;  // never "free"
+    s.set = static_cast<uint32>((s.fingerprint[0] ^ s.fingerprint[1]) % shared->sets);
+    s.partition = static_cast<int>(s.set % partitions);
+    return s;
 }
 
 LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
-std::size_t first_way(uint32 set) { return static_cast<std::size_t>(set) * ways; }
+bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
 
-bool matches(const Entry &e, const Key &key) {
-    return e.kind == key.kind && e.database == key.database && e.relation == key.relation &&
-           memcmp(e.bytes, key.bytes, sizeof e.bytes) == 0;
+Entry *find(const Slot &s) {
+    Set &set = sets[s.set];
+    for (Entry &e : set.way)
+        if (e.fingerprint[0] == s.fingerprint[0] && e.fingerprint[1] == s.fingerprint[1]) return &e;
+    return nullptr;
 }
 
-// The way holding key, or -1.
-std::ptrdiff_t find(const Slot &s, const Key &key) {
-    const std::size_t first = first_way(s.set);
-    for (std::size_t w = first; w < first + ways; w++)
-        if (tags[w] == s.tag && matches(entries[w], key)) return static_cast<std::ptrdiff_t>(w);
-    return -1;
-}
-
-// A free way, or the first not recently referenced one (clock within the set).
-std::size_t victim(uint32 set, bool *evicted) {
-    const std::size_t first = first_way(set);
-    for (std::size_t w = first; w < first + ways; w++)
-        if (tags[w] == 0) {
+// A free way, or the least recently active entry of the set.
+Entry *victim(uint32 set_index, bool *evicted) {
+    Set &set = sets[set_index];
+    Entry *oldest = &set.way[0];
+    for (Entry &e : set.way) {
+        if (is_free(e)) {
             *evicted = false;
-            return w;
+            return &e;
         }
+        if (e.last_active_at < oldest->last_active_at) oldest = &e;
+    }
     *evicted = true;
-    for (int round = 0; round < 2; round++)
-        for (std::size_t w = first; w < first + ways; w++) {
-            if (pg_atomic_read_u32(&entries[w].referenced) == 0) return w;
-            pg_atomic_write_u32(&entries[w].referenced, 0);
-        }
-    return first;
+    return oldest;
 }
-
-// Rounded up so that the entries after the tags start on a cache line.
-std::size_t tags_size(uint32 sets) { return TYPEALIGN(64, static_cast<std::size_t>(sets) * ways * sizeof(uint32)); }
 
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 
 }  // namespace
 
 std::size_t shmem_size(int capacity) {
-    const uint32 sets = set_count(capacity);
-    return add_size(add_size(sizeof(Shared), tags_size(sets)),
-                    mul_size(static_cast<Size>(sets) * ways, sizeof(Entry)));
+    return add_size(sizeof(Shared), mul_size(set_count(capacity), sizeof(Set)));
 }
 
 void request_shmem() {
     if (settings::cache_size <= 0) return;
-    RequestAddinShmemSpace(shmem_size(settings::cache_size));
+    // Room to align the sets to 128 bytes.
+    RequestAddinShmemSpace(add_size(shmem_size(settings::cache_size), alignof(Set)));
     RequestAddinShmemSpace(jwt_cache::shmem_size());
     RequestNamedLWLockTranche(tranche, partitions);
 }
@@ -138,14 +154,15 @@ static void startup(void) {
     if (settings::cache_size <= 0) return;
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found;
-    shared = static_cast<Shared *>(
-        ShmemInitStruct("sessrev cache", shmem_size(settings::cache_size), &found));
-    const uint32 sets = set_count(settings::cache_size);
-    tags = reinterpret_cast<uint32 *>(reinterpret_cast<char *>(shared) + sizeof(Shared));
-    entries = reinterpret_cast<Entry *>(reinterpret_cast<char *>(tags) + tags_size(sets));
+    char *raw = static_cast<char *>(ShmemInitStruct(
+        "sessrev cache", add_size(shmem_size(settings::cache_size), alignof(Set)), &found));
+    shared = reinterpret_cast<Shared *>(TYPEALIGN(alignof(Set), raw));
+    sets = reinterpret_cast<Set *>(reinterpret_cast<char *>(shared) + sizeof(Shared));
     locks = GetNamedLWLockTranche(tranche);
     if (!found) {
-        shared->sets = sets;
+        shared->sets = set_count(settings::cache_size);
+        if (!pg_strong_random(shared->secret, sizeof shared->secret))
+            ereport(FATAL, (errmsg("sessrev: could not generate the cache secret")));
         pg_atomic_init_u64(&shared->global_generation, 0);
         for (Partition &p : shared->partition) {
             pg_atomic_init_u64(&p.generation, 0);
@@ -155,9 +172,7 @@ static void startup(void) {
             pg_atomic_init_u64(&p.invalidations, 0);
             pg_atomic_init_u64(&p.entries, 0);
         }
-        memset(tags, 0, tags_size(sets));
-        const std::size_t n = static_cast<std::size_t>(sets) * ways;
-        for (std::size_t i = 0; i < n; i++) pg_atomic_init_u32(&entries[i].referenced, 0);
+        memset(static_cast<void *>(sets), 0, static_cast<std::size_t>(shared->sets) * sizeof(Set));
     }
     jwt_cache::startup();
     LWLockRelease(AddinShmemInitLock);
@@ -171,19 +186,16 @@ void startup_shmem() {
 bool enabled() { return shared != nullptr; }
 
 bool lookup(const Key &key, Times *times) {
-    Slot s = slot_of(key);
-    Partition &p = shared->partition[s.partition];
+    const Slot s = slot_of(key);
     LWLockAcquire(lock_of(s.partition), LW_SHARED);
-    std::ptrdiff_t w = find(s, key);
-    if (w >= 0) {
-        Entry &e = entries[w];
-        times->expires_at = e.expires_at;
-        times->last_active_at = e.last_active_at;
-        if (pg_atomic_read_u32(&e.referenced) == 0) pg_atomic_write_u32(&e.referenced, 1);
+    const Entry *e = find(s);
+    if (e != nullptr) {
+        times->expires_at = e->expires_at;
+        times->last_active_at = e->last_active_at;
     }
     LWLockRelease(lock_of(s.partition));
-    if (w >= 0) pg_atomic_fetch_add_u64(&p.hits, 1);
-    return w >= 0;
+    if (e != nullptr) pg_atomic_fetch_add_u64(&shared->partition[s.partition].hits, 1);
+    return e != nullptr;
 }
 
 void count_miss(const Key &key) {
@@ -200,23 +212,18 @@ FillTicket ticket(const Key &key) {
 }
 
 void fill(const Key &key, const Times &times, const FillTicket &t) {
-    Slot s = slot_of(key);
+    const Slot s = slot_of(key);
     Partition &p = shared->partition[s.partition];
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     bool current = pg_atomic_read_u64(&shared->global_generation) == t.global &&
                    pg_atomic_read_u64(&p.generation) == t.partition;
-    if (current && find(s, key) < 0) {
+    if (current && find(s) == nullptr) {
         bool evicted;
-        std::size_t w = victim(s.set, &evicted);
-        Entry &e = entries[w];
-        e.database = key.database;
-        e.relation = key.relation;
-        e.kind = key.kind;
-        memcpy(e.bytes, key.bytes, sizeof e.bytes);
-        e.expires_at = times.expires_at;
-        e.last_active_at = times.last_active_at;
-        pg_atomic_write_u32(&e.referenced, 0);
-        tags[w] = s.tag;
+        Entry *e = victim(s.set, &evicted);
+        e->fingerprint[0] = s.fingerprint[0];
+        e->fingerprint[1] = s.fingerprint[1];
+        e->expires_at = times.expires_at;
+        e->last_active_at = times.last_active_at;
         if (evicted)
             pg_atomic_fetch_add_u64(&p.evictions, 1);
         else
@@ -226,13 +233,12 @@ void fill(const Key &key, const Times &times, const FillTicket &t) {
 }
 
 void invalidate(const Key &key) {
-    Slot s = slot_of(key);
+    const Slot s = slot_of(key);
     Partition &p = shared->partition[s.partition];
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     pg_atomic_fetch_add_u64(&p.generation, 1);
-    std::ptrdiff_t w = find(s, key);
-    if (w >= 0) {
-        tags[w] = 0;
+    if (Entry *e = find(s)) {
+        memset(static_cast<void *>(e), 0, sizeof *e);
         pg_atomic_fetch_sub_u64(&p.entries, 1);
         pg_atomic_fetch_add_u64(&p.invalidations, 1);
     }
@@ -248,14 +254,12 @@ void flush() {
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
         pg_atomic_fetch_add_u64(&p.generation, 1);
         uint64 removed = 0;
-        for (uint32 set = part; set < shared->sets; set += partitions) {
-            const std::size_t first = first_way(set);
-            for (std::size_t w = first; w < first + ways; w++)
-                if (tags[w] != 0) {
-                    tags[w] = 0;
+        for (uint32 set = part; set < shared->sets; set += partitions)
+            for (Entry &e : sets[set].way)
+                if (!is_free(e)) {
+                    memset(static_cast<void *>(&e), 0, sizeof e);
                     removed++;
                 }
-        }
         pg_atomic_fetch_sub_u64(&p.entries, removed);
         pg_atomic_fetch_add_u64(&p.invalidations, removed);
         LWLockRelease(lock_of(part));

