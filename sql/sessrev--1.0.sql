@@ -211,16 +211,16 @@ COMMENT ON FUNCTION sessrev.device_from_user_agent(text) IS
 -- Checking a session
 --------------------------------------------------------------------------------
 
--- PARALLEL RESTRICTED: each call reads the latest committed state, which a
--- parallel worker cannot take.
+-- PARALLEL UNSAFE: each call reads the latest committed state, a snapshot that
+-- cannot be taken while a parallel plan runs, even in the leader.
 CREATE FUNCTION sessrev.is_revoked(token text) RETURNS boolean
-    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'is_revoked_token';
 COMMENT ON FUNCTION sessrev.is_revoked(text) IS
     'False only for an active, unexpired, not idle-expired session; true otherwise, including NULL and unknown tokens. Reads the latest committed state (from the shared-memory cache when preloaded). Never writes.';
 
 CREATE FUNCTION sessrev.is_revoked(session_id uuid) RETURNS boolean
-    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'is_revoked_session';
 COMMENT ON FUNCTION sessrev.is_revoked(uuid) IS
     'is_revoked by session id.';
@@ -704,7 +704,7 @@ COMMENT ON TRIGGER global_token_cutoff_cache_truncate ON sessrev.global_token_cu
 
 CREATE FUNCTION sessrev.is_jwt_revoked(jti text, user_id text, issued_at timestamptz)
 RETURNS boolean
-    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'is_jwt_revoked';
 COMMENT ON FUNCTION sessrev.is_jwt_revoked(text, text, timestamptz) IS
     'True when the jti is denylisted or the token was issued before the user''s or the global cut-off; jti NULL checks only the cut-offs. Reads the latest committed state (cached when preloaded).';

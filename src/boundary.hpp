@@ -53,13 +53,22 @@ private:
 };
 
 // Runs f and returns the PostgreSQL error it raised, or nullptr. The error is
-// copied into the memory context that was current on entry.
+// copied into the memory context that was current on entry. A C++ exception
+// from f is caught inside PG_TRY (leaving it by unwinding would leave
+// PostgreSQL's error stack pointing here) and rethrown once PG_TRY is over.
 template <typename F>
 ErrorData *catch_pg_error(F &f) {
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile edata = nullptr;
+    std::exception_ptr cpp_exception;
     PG_TRY();
-    { f(); }
+    {
+        try {
+            f();
+        } catch (...) {
+            cpp_exception = std::current_exception();
+        }
+    }
     PG_CATCH();
     {
         MemoryContextSwitchTo(caller_context);
@@ -67,6 +76,7 @@ ErrorData *catch_pg_error(F &f) {
         FlushErrorState();
     }
     PG_END_TRY();
+    if (cpp_exception) std::rethrow_exception(cpp_exception);
     return edata;
 }
 

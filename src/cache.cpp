@@ -5,6 +5,7 @@
 #include "token.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -202,6 +203,8 @@ void count_miss(const Key &key) {
     pg_atomic_fetch_add_u64(&shared->partition[slot_of(key).partition].misses, 1);
 }
 
+bool may_fill() { return !TransactionIdIsValid(GetTopTransactionIdIfAny()); }
+
 FillTicket ticket(const Key &key) {
     FillTicket t;
     t.global = pg_atomic_read_u64(&shared->global_generation);
@@ -217,17 +220,21 @@ void fill(const Key &key, const Times &times, const FillTicket &t) {
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     bool current = pg_atomic_read_u64(&shared->global_generation) == t.global &&
                    pg_atomic_read_u64(&p.generation) == t.partition;
-    if (current && find(s) == nullptr) {
-        bool evicted;
-        Entry *e = victim(s.set, &evicted);
-        e->fingerprint[0] = s.fingerprint[0];
-        e->fingerprint[1] = s.fingerprint[1];
+    if (current) {
+        Entry *e = find(s);
+        if (e == nullptr) {
+            bool evicted;
+            e = victim(s.set, &evicted);
+            e->fingerprint[0] = s.fingerprint[0];
+            e->fingerprint[1] = s.fingerprint[1];
+            if (evicted)
+                pg_atomic_fetch_add_u64(&p.evictions, 1);
+            else
+                pg_atomic_fetch_add_u64(&p.entries, 1);
+        }
+        // A touched or extended session refreshes its entry's times.
         e->expires_at = times.expires_at;
         e->last_active_at = times.last_active_at;
-        if (evicted)
-            pg_atomic_fetch_add_u64(&p.evictions, 1);
-        else
-            pg_atomic_fetch_add_u64(&p.entries, 1);
     }
     LWLockRelease(lock_of(s.partition));
 }

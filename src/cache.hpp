@@ -69,6 +69,10 @@ bool lookup(const Key &key, Times *times);
 void count_miss(const Key &key);
 
 FillTicket ticket(const Key &key);
+// Stores (or refreshes) key's times unless an invalidation ran since ticket.
+// Call only from a transaction without an XID: one that wrote may have read
+// its own uncommitted rows, which must not outlive a rollback in the cache.
+bool may_fill();
 void fill(const Key &key, const Times &times, const FillTicket &ticket);
 
 // Removes key; called after the changing transaction's commit is visible.

@@ -4,7 +4,6 @@
 #include "jwt_cache.hpp"
 
 extern "C" {
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
 }
@@ -29,13 +28,7 @@ SESSREV_FUNCTION(cache_stats) {
 SESSREV_FUNCTION(cache_reset) {
     namespace jwt_cache = sessrev::jwt_cache;
     if (!sessrev::cache::enabled()) PG_RETURN_VOID();
-    SPI_connect();
-    // No insert may be in flight while the filters are rebuilt from the tables.
-    if (SPI_execute("LOCK TABLE sessrev.jwt_denylist, sessrev.user_token_cutoffs IN SHARE MODE",
-                    false, 0) != SPI_OK_UTILITY)
-        elog(ERROR, "sessrev: could not lock the JWT tables");
     jwt_cache::rebuild();
-    SPI_finish();
     jwt_cache::invalidate_global();
     sessrev::cache::flush();
     sessrev::cache::reset_stats();

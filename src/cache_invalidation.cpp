@@ -123,15 +123,17 @@ void record(const cache::Key &key) {
 void record_session(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {
     bool isnull;
     cache::Key key{MyDatabaseId, relation, cache::Kind::token_hash, {}};
-    bytea *hash = DatumGetByteaPP(attribute(old_row, desc, l.token_hash, &isnull));
-    if (!isnull)
+    Datum hash_datum = attribute(old_row, desc, l.token_hash, &isnull);
+    if (!isnull) {
+        bytea *hash = DatumGetByteaPP(hash_datum);
         memcpy(key.bytes, VARDATA_ANY(hash),
                Min(VARSIZE_ANY_EXHDR(hash), static_cast<Size>(sizeof key.bytes)));
+    }
     record(key);
     key.kind = cache::Kind::session_id;
     memset(key.bytes, 0, sizeof key.bytes);
-    pg_uuid_t *id = DatumGetUUIDP(attribute(old_row, desc, l.id, &isnull));
-    if (!isnull) memcpy(key.bytes, id->data, UUID_LEN);
+    Datum id = attribute(old_row, desc, l.id, &isnull);
+    if (!isnull) memcpy(key.bytes, DatumGetUUIDP(id)->data, UUID_LEN);
     record(key);
 }
 
@@ -184,7 +186,7 @@ SESSREV_FUNCTION(sessions_changed) {
         flush_at_commit = true;
         return PointerGetDatum(nullptr);
     }
-    const sessrev::lookup::Layout &l = sessrev::lookup::layout();
+    const sessrev::lookup::Layout l = sessrev::lookup::layout();
     Relation rel = trigger->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
     if (was_dead(trigger->tg_trigtuple, desc, l)) return PointerGetDatum(nullptr);
@@ -204,7 +206,7 @@ SESSREV_FUNCTION(jwt_tables_changed) {
     TriggerData *trigger = trigger_data(fcinfo, "jwt_tables_changed");
     if (!jwt_cache::enabled()) return PointerGetDatum(nullptr);
     pending_changes = true;
-    const sessrev::lookup::Layout &l = sessrev::lookup::layout();
+    const sessrev::lookup::Layout l = sessrev::lookup::layout();
     Relation rel = trigger->tg_relation;
     const Oid relid = RelationGetRelid(rel);
     TriggerEvent event = trigger->tg_event;

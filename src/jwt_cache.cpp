@@ -7,6 +7,8 @@ extern "C" {
 #include "access/tableam.h"
 #include "executor/tuptable.h"
 #include "port/atomics.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -25,9 +27,13 @@ constexpr uint32 filter_words = filter_bits / 64;
 constexpr int hashes = 4;
 
 struct Shared {
-    // Odd while a rebuild runs; readers seeing it odd or changing answer "maybe".
+    // Odd until built and while a build runs; readers seeing it odd or
+    // changing answer "maybe".
     pg_atomic_uint64 filter_generation;
     pg_atomic_uint32 active;  // which of the two buffers is in use
+    pg_atomic_uint32 owner;   // the database described; InvalidOid until the first build
+    slock_t build_mutex;
+    bool building;
     slock_t global_mutex;
     Global global_state;
     TimestampTz global_not_before;
@@ -85,19 +91,25 @@ void startup() {
     shared = static_cast<Shared *>(ShmemInitStruct("sessrev jwt cache", shmem_size(), &found));
     if (found) return;
     memset(static_cast<void *>(shared), 0, sizeof(Shared));
-    pg_atomic_init_u64(&shared->filter_generation, 0);
+    pg_atomic_init_u64(&shared->filter_generation, 1);  // not built
     pg_atomic_init_u32(&shared->active, 0);
+    pg_atomic_init_u32(&shared->owner, InvalidOid);
+    SpinLockInit(&shared->build_mutex);
     SpinLockInit(&shared->global_mutex);
     shared->global_state = Global::unknown;
 }
 
 bool enabled() { return shared != nullptr; }
 
+bool owned_here() { return pg_atomic_read_u32(&shared->owner) == MyDatabaseId; }
+
 void add(Filter filter, const token::Hash &hash) {
-    set_bits(pg_atomic_read_u32(&shared->active), filter, hash);
+    // Another database's filters, or none built yet: a build will read the row.
+    if (owned_here()) set_bits(pg_atomic_read_u32(&shared->active), filter, hash);
 }
 
 bool may_contain(Filter filter, const token::Hash &hash) {
+    if (!owned_here()) return true;
     uint64 before = pg_atomic_read_u64(&shared->filter_generation);
     if (before % 2 == 1) return true;
     pg_read_barrier();
@@ -111,19 +123,68 @@ bool may_contain(Filter filter, const token::Hash &hash) {
     return all_set || pg_atomic_read_u64(&shared->filter_generation) != before;
 }
 
-void rebuild() {
-    const lookup::Layout &l = lookup::layout();
-    const uint32 next = 1 - pg_atomic_read_u32(&shared->active);
-    pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: readers say "maybe"
-    for (Filter f : {Filter::jti, Filter::user}) {
-        pg_atomic_uint64 *w = words(next, f);
-        for (uint32 i = 0; i < filter_words; i++) pg_atomic_write_u64(&w[i], 0);
+namespace {
+
+// Builds the filters for this database unless another database owns them, a
+// build is running, or (without force) they are built already.
+void build(bool force) {
+    SpinLockAcquire(&shared->build_mutex);
+    const Oid owner = pg_atomic_read_u32(&shared->owner);
+    const bool built = pg_atomic_read_u64(&shared->filter_generation) % 2 == 0;
+    if (shared->building || (OidIsValid(owner) && owner != MyDatabaseId) ||
+        (built && !force)) {
+        SpinLockRelease(&shared->build_mutex);
+        return;
     }
-    fill_from(l.jwt_denylist, "jti", next, Filter::jti);
-    fill_from(l.user_cutoffs, "user_id", next, Filter::user);
-    pg_atomic_write_u32(&shared->active, next);
-    pg_atomic_fetch_add_u64(&shared->filter_generation, 1);
+    shared->building = true;
+    pg_atomic_write_u32(&shared->owner, MyDatabaseId);
+    if (built) pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: "maybe"
+    SpinLockRelease(&shared->build_mutex);
+
+    PG_TRY();
+    {
+        const lookup::Layout l = lookup::layout();
+        // No insert may be in flight while the filters are filled from the tables.
+        LockRelationOid(l.jwt_denylist, ShareLock);
+        LockRelationOid(l.user_cutoffs, ShareLock);
+        const uint32 next = 1 - pg_atomic_read_u32(&shared->active);
+        for (Filter f : {Filter::jti, Filter::user}) {
+            pg_atomic_uint64 *w = words(next, f);
+            for (uint32 i = 0; i < filter_words; i++) pg_atomic_write_u64(&w[i], 0);
+        }
+        fill_from(l.jwt_denylist, "jti", next, Filter::jti);
+        fill_from(l.user_cutoffs, "user_id", next, Filter::user);
+        pg_atomic_write_u32(&shared->active, next);
+        pg_write_barrier();
+        pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // even: built
+        // Writers may go on: from here their triggers set bits themselves.
+        UnlockRelationOid(l.user_cutoffs, ShareLock);
+        UnlockRelationOid(l.jwt_denylist, ShareLock);
+    }
+    PG_CATCH();
+    {
+        // Still odd: readers keep reading the tables until a build succeeds.
+        SpinLockAcquire(&shared->build_mutex);
+        shared->building = false;
+        SpinLockRelease(&shared->build_mutex);
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    SpinLockAcquire(&shared->build_mutex);
+    shared->building = false;
+    SpinLockRelease(&shared->build_mutex);
 }
+
+}  // namespace
+
+bool serves_this_database() {
+    if (!OidIsValid(pg_atomic_read_u32(&shared->owner)) ||
+        (owned_here() && pg_atomic_read_u64(&shared->filter_generation) % 2 == 1))
+        build(false);
+    return owned_here() && pg_atomic_read_u64(&shared->filter_generation) % 2 == 0;
+}
+
+void rebuild() { build(true); }
 
 Global global_cutoff(TimestampTz *not_before) {
     SpinLockAcquire(&shared->global_mutex);

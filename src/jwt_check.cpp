@@ -25,9 +25,12 @@ namespace jwt_cache = sessrev::jwt_cache;
 // Tokens a little in the future are clock skew between issuer and database.
 constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
 
+// The filters and cached cut-offs serve this call unless the cache is off, this
+// is a standby (replay fires no triggers), this transaction changed sessrev's
+// tables itself, or the filters describe another database.
 bool cache_usable() {
     return jwt_cache::enabled() && !RecoveryInProgress() &&
-           !sessrev::invalidation::pending_in_transaction();
+           !sessrev::invalidation::pending_in_transaction() && jwt_cache::serves_this_database();
 }
 
 sessrev::token::Hash hash_text(Datum value) {
@@ -43,7 +46,7 @@ bool global_cutoff(TimestampTz *not_before) {
         pg_memory_barrier();  // the ticket precedes the lookup's snapshot
         const bool found = sessrev::jwt::global_cutoff(not_before);
         state = found ? jwt_cache::Global::set : jwt_cache::Global::none;
-        jwt_cache::fill_global(state, *not_before, ticket);
+        if (cache::may_fill()) jwt_cache::fill_global(state, *not_before, ticket);
     }
     return state == jwt_cache::Global::set;
 }
@@ -63,7 +66,7 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     const cache::FillTicket ticket = cache::ticket(key);
     if (!sessrev::jwt::user_cutoff(user_id, not_before)) return false;
     // last_active_at orders evictions: the cut-off counts as active now.
-    cache::fill(key, {*not_before, GetCurrentTimestamp()}, ticket);
+    if (cache::may_fill()) cache::fill(key, {*not_before, GetCurrentTimestamp()}, ticket);
     return true;
 }
 

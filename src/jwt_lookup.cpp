@@ -49,12 +49,12 @@ bool fetch(Oid relid, Oid indexid, RegProcedure equal, Datum key, const char *co
 }  // namespace
 
 bool jti_denylisted(Datum jti) {
-    const lookup::Layout &l = lookup::layout();
+    const lookup::Layout l = lookup::layout();
     return fetch(l.jwt_denylist, l.jwt_denylist_pkey, F_TEXTEQ, jti, nullptr, nullptr);
 }
 
 bool user_cutoff(Datum user_id, TimestampTz *not_before) {
-    const lookup::Layout &l = lookup::layout();
+    const lookup::Layout l = lookup::layout();
     Datum value;
     if (!fetch(l.user_cutoffs, l.user_cutoffs_pkey, F_TEXTEQ, user_id, "not_before", &value))
         return false;
@@ -63,7 +63,7 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
 }
 
 bool global_cutoff(TimestampTz *not_before) {
-    const lookup::Layout &l = lookup::layout();
+    const lookup::Layout l = lookup::layout();
     Datum value;
     if (!fetch(l.global_cutoff, l.global_cutoff_pkey, F_BOOLEQ, BoolGetDatum(true), "not_before",
                &value))

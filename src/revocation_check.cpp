@@ -35,7 +35,7 @@ bool is_live(sessrev::lookup::Key index, Datum value, const Key &key) {
     cache::count_miss(key);
     cache::FillTicket ticket = cache::ticket(key);
     bool live = sessrev::lookup::find_live_session(index, value, &times);
-    if (live) cache::fill(key, times, ticket);
+    if (live && cache::may_fill()) cache::fill(key, times, ticket);
     return live;
 }
 

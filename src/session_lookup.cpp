@@ -43,7 +43,7 @@ Oid relation_in_schema(Oid schema, const char *name) {
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
 
-const Layout &layout() {
+Layout layout() {
     if (OidIsValid(cached_layout.sessions)) return cached_layout;
     Oid schema = get_namespace_oid("sessrev", true);
     if (!OidIsValid(schema))
@@ -72,14 +72,14 @@ bool times_are_live(const cache::Times &times) {
     // now() in SQL: the transaction's start, so every function agrees.
     TimestampTz now = GetCurrentTransactionStartTimestamp();
     if (times.expires_at <= now) return false;
-    if (settings::idle_timeout > 0 &&
-        times.last_active_at + static_cast<int64>(settings::idle_timeout) * USECS_PER_SEC <= now)
+    if (settings::idle_timeout > 0 && !TIMESTAMP_NOT_FINITE(times.last_active_at) &&
+        times.last_active_at <= now - static_cast<int64>(settings::idle_timeout) * USECS_PER_SEC)
         return false;
     return true;
 }
 
 bool find_live_session(Key key, Datum value, cache::Times *times) {
-    const Layout &l = layout();
+    const Layout l = layout();
     Relation sessions = table_open(l.sessions, AccessShareLock);
     Relation index =
         index_open(key == Key::token_hash ? l.token_index : l.id_index, AccessShareLock);

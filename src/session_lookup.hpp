@@ -34,8 +34,9 @@ struct Layout {
     Oid global_cutoff_pkey = InvalidOid;
 };
 
-// The layout; raises an error if the extension is not installed here.
-const Layout &layout();
+// The layout, by value: opening a relation can run invalidation callbacks that
+// reset the backend's copy. Raises an error if the extension is not installed.
+Layout layout();
 
 void register_callbacks();
 

@@ -81,6 +81,22 @@ $reader->query_safe('COMMIT');
 $reader->quit;
 is(sql("SELECT sessrev.is_revoked('$race')"), 't', 'and nothing stale was cached');
 
+# A transaction's own uncommitted rows never reach the cache.
+my ($ghost_id, $ghost) = split /\|/, sql(q{BEGIN;
+	CREATE TEMP TABLE ghost AS SELECT session_id, token FROM sessrev.create_session('ghost-user');
+	SELECT session_id || '|' || token FROM ghost;
+	SELECT sessrev.is_revoked(token) FROM ghost;
+	ROLLBACK;});
+$ghost =~ s/\n.*//s;
+is(sql("SELECT sessrev.is_revoked('$ghost')"), 't', 'a session created in a rolled-back transaction is refused');
+my ($unrevoked_id, $unrevoked) = new_session('unrevoke-user');
+sql("SELECT sessrev.revoke_session('$unrevoked_id')");
+sql(qq{BEGIN;
+	UPDATE sessrev.sessions SET revoked = false, revoked_at = NULL WHERE id = '$unrevoked_id';
+	SELECT sessrev.is_revoked('$unrevoked');
+	ROLLBACK;});
+is(sql("SELECT sessrev.is_revoked('$unrevoked')"), 't', 'a rolled-back un-revocation is not cached');
+
 # A prepared transaction's commit happens out of the cache's sight: refused.
 my ($prep_id) = new_session('prepare-user');
 my ($ret, $out, $err) = $node->psql('postgres', qq{BEGIN;

@@ -112,5 +112,34 @@ cmp_ok($checks, '>', 1000, 'thousands of JWT checks ran');
 cmp_ok($revoked, '>', 100, 'hundreds of JWT revocations ran');
 is($stale, '0', 'no JWT check that started after a revocation committed answered valid');
 
+# After a restart the filters are rebuilt from the tables before they are trusted.
+sql(q{SELECT sessrev.revoke_jwt('survives-restart', now() + interval '1 hour')});
+sql(q{SELECT sessrev.revoke_user_tokens_before('cut-before-restart')});
+$node->restart;
+is(sql(q{SELECT sessrev.is_jwt_revoked('survives-restart', 'someone', now() - interval '1 minute')}), 't',
+	'a jti denylisted before a restart is still revoked');
+is(sql(q{SELECT sessrev.is_jwt_revoked(NULL, 'cut-before-restart', now() - interval '1 hour')}), 't',
+	'a cut-off set before a restart still applies');
+
+# A second database: its own denylist and cut-offs are honoured too.
+sql('CREATE DATABASE other');
+$node->safe_psql('other', q{
+	CREATE EXTENSION sessrev;
+	SELECT sessrev.revoke_jwt('other-jti', now() + interval '1 hour');
+	SELECT sessrev.revoke_all_sessions();
+});
+is($node->safe_psql('other', q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', now() - interval '1 second')}), 't',
+	'the second database sees its own denylist');
+is($node->safe_psql('other', q{SELECT sessrev.is_jwt_revoked('x', 'u', now() - interval '1 second')}), 't',
+	'the second database sees its own global cut-off');
+is(sql(q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', now() - interval '1 second')}), 'f',
+	'the first database is not affected by the second');
+sql('SELECT sessrev.cache_reset()');
+$node->safe_psql('other', 'SELECT sessrev.cache_reset()');
+is($node->safe_psql('other', q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', now() - interval '1 day')}), 't',
+	"cache_reset in either database keeps the other's answers");
+is(sql(q{SELECT sessrev.is_jwt_revoked('survives-restart', 'someone', now() - interval '1 minute')}), 't',
+	"and the first database's");
+
 $node->stop;
 done_testing();
