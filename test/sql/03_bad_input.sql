@@ -1,13 +1,6 @@
 -- Bad input: a clear error with the right SQLSTATE, and nothing changed.
 \pset null '(null)'
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/error_of.sql
 SELECT count(*) AS sessions_before FROM sessrev.sessions \gset
 SELECT count(*) AS audit_before FROM sessrev.session_audit_log \gset
 

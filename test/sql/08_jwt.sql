@@ -1,13 +1,6 @@
 -- Stateless tokens: the JWT denylist and not-before cut-offs.
 \pset null '(null)'
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/error_of.sql
 TRUNCATE sessrev.jwt_denylist, sessrev.user_token_cutoffs, sessrev.global_token_cutoff;
 
 -- Nothing revoked yet.

@@ -1,14 +1,7 @@
 -- Application integration: the current session, automatic revocation on account
 -- changes, self-service, session limits, extension, token rotation.
 \pset null '(null)'
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/error_of.sql
 -- Live sessions of a user, as a short summary.
 CREATE FUNCTION pg_temp.live(u text) RETURNS bigint LANGUAGE sql AS
 $$ SELECT count(*) FROM sessrev.active_sessions WHERE user_id = u $$;
