@@ -176,4 +176,38 @@ SELECT d.label AS "sessions left", s.revoked
 SELECT action, actor, details FROM sessrev.session_audit_log WHERE action = 'CLEANUP';
 
 \echo
+\echo '== 15. Self-service in a request: validate_session makes the session current for the'
+\echo '   transaction; my_sessions() and revoke_my_other_sessions() act on that user only.'
+SELECT token AS alice_tablet_token FROM sessrev.create_session('alice', device_info => 'iPad') \gset
+BEGIN;
+SELECT user_id AS "validated as" FROM sessrev.validate_session(:'alice_mac2_token');
+SELECT device_info, is_current FROM sessrev.my_sessions();
+SELECT sessrev.revoke_my_other_sessions() AS "other devices signed out";
+COMMIT;
+SELECT sessrev.current_user_id() IS NULL AS "forgotten after COMMIT (safe with pools)";
+
+\echo
+\echo '== 16. Token rotation: the old token stops passing is_revoked at once, still validates'
+\echo '   for sessrev.reuse_interval (requests in flight), and after that counts as stolen.'
+SELECT token AS rotated_token FROM sessrev.rotate_token(:'alice_mac2_token') \gset
+SELECT sessrev.is_revoked(:'alice_mac2_token') AS "old token revoked",
+       sessrev.is_revoked(:'rotated_token') AS "new token revoked";
+UPDATE sessrev.retired_tokens SET retired_at = now() - interval '1 minute';  -- demo only: time passes
+SELECT count(*) AS "old token replayed later: sessions returned" FROM sessrev.validate_session(:'alice_mac2_token');
+SELECT action, details FROM sessrev.session_audit_log WHERE action = 'TOKEN_REUSE';
+SELECT sessrev.is_revoked(:'rotated_token') AS "whole session revoked";
+
+\echo
+\echo '== 17. Stateless tokens (JWT): a denylist with bounded growth and not-before cut-offs'
+SELECT sessrev.revoke_jwt('jti-123', now() + interval '15 minutes', 'carol', 'Stolen phone', 'admin') AS denylisted;
+SELECT sessrev.revoke_user_tokens_before('dave', now());
+\echo '   (the emergency logout of step 11 also revoked every JWT issued before it)'
+SELECT t.jti, t.sub, t.why, sessrev.is_jwt_revoked(t.jti, t.sub, now() - t.issued_ago) AS revoked
+  FROM (VALUES ('jti-123', 'carol', interval '0', 'denylisted'),
+               ('jti-456', 'carol', interval '0', 'another of carol''s tokens'),
+               ('jti-789', 'dave', interval '0', 'issued after dave''s cut-off'),
+               ('jti-000', 'erin', interval '1 hour', 'issued before the emergency'))
+       AS t(jti, sub, issued_ago, why);
+
+\echo
 \echo 'Done.'
