@@ -38,6 +38,9 @@ struct alignas(128) Set {
 };
 
 struct alignas(64) Partition {
+    // Odd while a writer (holding the partition's lock exclusively) changes a
+    // set: hits read without the lock and retry if it moved.
+    pg_atomic_uint32 seq;
     pg_atomic_uint64 generation;  // bumped by every invalidation in the partition
     pg_atomic_uint64 hits;
     pg_atomic_uint64 misses;
@@ -112,6 +115,16 @@ LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
 bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
 
+// Brackets a writer's changes to a partition's sets (under the exclusive lock).
+void begin_write(Partition &p) {
+    pg_atomic_fetch_add_u32(&p.seq, 1);
+    pg_write_barrier();
+}
+void end_write(Partition &p) {
+    pg_write_barrier();
+    pg_atomic_fetch_add_u32(&p.seq, 1);
+}
+
 Entry *find(const Slot &s) {
     Set &set = sets[s.set];
     for (Entry &e : set.way)
@@ -166,6 +179,7 @@ static void startup(void) {
             ereport(FATAL, (errmsg("sessrev: could not generate the cache secret")));
         pg_atomic_init_u64(&shared->global_generation, 0);
         for (Partition &p : shared->partition) {
+            pg_atomic_init_u32(&p.seq, 0);
             pg_atomic_init_u64(&p.generation, 0);
             pg_atomic_init_u64(&p.hits, 0);
             pg_atomic_init_u64(&p.misses, 0);
@@ -188,15 +202,39 @@ bool enabled() { return shared != nullptr; }
 
 bool lookup(const Key &key, Times *times) {
     const Slot s = slot_of(key);
-    LWLockAcquire(lock_of(s.partition), LW_SHARED);
-    const Entry *e = find(s);
-    if (e != nullptr) {
-        times->expires_at = e->expires_at;
-        times->last_active_at = e->last_active_at;
+    Partition &p = shared->partition[s.partition];
+    bool found = false;
+    bool consistent = false;
+    // Optimistic read: copy the set and keep the copy only if no writer moved
+    // the partition's sequence meanwhile; else read it under the shared lock.
+    for (int attempt = 0; attempt < 2 && !consistent; attempt++) {
+        const uint32 before = pg_atomic_read_u32(&p.seq);
+        if (before % 2 == 1) continue;
+        pg_read_barrier();
+        Set copy;
+        memcpy(static_cast<void *>(&copy), const_cast<const Set *>(&sets[s.set]), sizeof copy);
+        pg_read_barrier();
+        if (pg_atomic_read_u32(&p.seq) != before) continue;
+        consistent = true;
+        for (const Entry &e : copy.way)
+            if (e.fingerprint[0] == s.fingerprint[0] && e.fingerprint[1] == s.fingerprint[1]) {
+                times->expires_at = e.expires_at;
+                times->last_active_at = e.last_active_at;
+                found = true;
+                break;
+            }
     }
-    LWLockRelease(lock_of(s.partition));
-    if (e != nullptr) pg_atomic_fetch_add_u64(&shared->partition[s.partition].hits, 1);
-    return e != nullptr;
+    if (!consistent) {
+        LWLockAcquire(lock_of(s.partition), LW_SHARED);
+        if (const Entry *e = find(s)) {
+            times->expires_at = e->expires_at;
+            times->last_active_at = e->last_active_at;
+            found = true;
+        }
+        LWLockRelease(lock_of(s.partition));
+    }
+    if (found) pg_atomic_fetch_add_u64(&p.hits, 1);
+    return found;
 }
 
 void count_miss(const Key &key) {
@@ -221,6 +259,7 @@ void fill(const Key &key, const Times &times, const FillTicket &t) {
     bool current = pg_atomic_read_u64(&shared->global_generation) == t.global &&
                    pg_atomic_read_u64(&p.generation) == t.partition;
     if (current) {
+        begin_write(p);
         Entry *e = find(s);
         if (e == nullptr) {
             bool evicted;
@@ -235,6 +274,7 @@ void fill(const Key &key, const Times &times, const FillTicket &t) {
         // A touched or extended session refreshes its entry's times.
         e->expires_at = times.expires_at;
         e->last_active_at = times.last_active_at;
+        end_write(p);
     }
     LWLockRelease(lock_of(s.partition));
 }
@@ -245,7 +285,9 @@ void invalidate(const Key &key) {
     LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
     pg_atomic_fetch_add_u64(&p.generation, 1);
     if (Entry *e = find(s)) {
+        begin_write(p);
         memset(static_cast<void *>(e), 0, sizeof *e);
+        end_write(p);
         pg_atomic_fetch_sub_u64(&p.entries, 1);
         pg_atomic_fetch_add_u64(&p.invalidations, 1);
     }
@@ -261,12 +303,14 @@ void flush() {
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
         pg_atomic_fetch_add_u64(&p.generation, 1);
         uint64 removed = 0;
+        begin_write(p);
         for (uint32 set = part; set < shared->sets; set += partitions)
             for (Entry &e : sets[set].way)
                 if (!is_free(e)) {
                     memset(static_cast<void *>(&e), 0, sizeof e);
                     removed++;
                 }
+        end_write(p);
         pg_atomic_fetch_sub_u64(&p.entries, removed);
         pg_atomic_fetch_add_u64(&p.invalidations, removed);
         LWLockRelease(lock_of(part));
