@@ -14,71 +14,39 @@ extern "C" {
 namespace sessrev::cleanup {
 namespace {
 
-// Each query deletes up to $3 rows older than the cut-off $1, walking its index
-// from $2 onwards (keyset order, so a batch never re-reads what earlier batches
-// deleted), and returns how many it deleted and where to resume.
-const char *batch_query(Target target) {
+// What a target deletes: rows of `table` whose `time_column` is older than
+// the cut-off (and that meet `also`), walked through the index on that column.
+struct Source {
+    const char *table;
+    const char *key;
+    const char *time_column;
+    const char *also;
+};
+
+Source source_of(Target target) {
     switch (target) {
-        case Target::expired_sessions:
-            return R"SQL(
-WITH victims AS (
-    SELECT id, expires_at FROM sessrev.sessions
-     WHERE expires_at < $1 AND expires_at >= $2
-     ORDER BY expires_at LIMIT $3
-), gone AS (
-    DELETE FROM sessrev.sessions s USING victims v WHERE s.id = v.id RETURNING s.expires_at
-)
-SELECT pg_catalog.count(*), pg_catalog.max(expires_at) FROM gone
-)SQL";
-        case Target::revoked_sessions:
-            return R"SQL(
-WITH victims AS (
-    SELECT id, revoked_at FROM sessrev.sessions
-     WHERE revoked AND revoked_at < $1 AND revoked_at >= $2
-     ORDER BY revoked_at LIMIT $3
-), gone AS (
-    DELETE FROM sessrev.sessions s USING victims v WHERE s.id = v.id RETURNING s.revoked_at
-)
-SELECT pg_catalog.count(*), pg_catalog.max(revoked_at) FROM gone
-)SQL";
-        case Target::retired_tokens:
-            return R"SQL(
-WITH victims AS (
-    SELECT token_hash, expires_at FROM sessrev.retired_tokens
-     WHERE expires_at < $1 AND expires_at >= $2
-     ORDER BY expires_at LIMIT $3
-), gone AS (
-    DELETE FROM sessrev.retired_tokens r USING victims v WHERE r.token_hash = v.token_hash
-    RETURNING r.expires_at
-)
-SELECT pg_catalog.count(*), pg_catalog.max(expires_at) FROM gone
-)SQL";
-        case Target::expired_jwts:
-            return R"SQL(
-WITH victims AS (
-    SELECT jti, expires_at FROM sessrev.jwt_denylist
-     WHERE expires_at < $1 AND expires_at >= $2
-     ORDER BY expires_at LIMIT $3
-), gone AS (
-    DELETE FROM sessrev.jwt_denylist d USING victims v WHERE d.jti = v.jti RETURNING d.expires_at
-)
-SELECT pg_catalog.count(*), pg_catalog.max(expires_at) FROM gone
-)SQL";
-        case Target::old_audit_rows:
-            return R"SQL(
-WITH victims AS (
-    SELECT id, created_at FROM sessrev.session_audit_log
-     WHERE created_at < $1 AND created_at >= $2
-     ORDER BY created_at LIMIT $3
-), gone AS (
-    DELETE FROM sessrev.session_audit_log a USING victims v WHERE a.id = v.id
-    RETURNING a.created_at
-)
-SELECT pg_catalog.count(*), pg_catalog.max(created_at) FROM gone
-)SQL";
+        case Target::expired_sessions: return {"sessions", "id", "expires_at", "true"};
+        case Target::revoked_sessions: return {"sessions", "id", "revoked_at", "revoked"};
+        case Target::retired_tokens: return {"retired_tokens", "token_hash", "expires_at", "true"};
+        case Target::expired_jwts: return {"jwt_denylist", "jti", "expires_at", "true"};
+        case Target::old_audit_rows: return {"session_audit_log", "id", "created_at", "true"};
     }
     pg_unreachable();
 }
+
+// The batch query deletes up to $3 rows older than the cut-off $1, walking the
+// index from $2 onwards (keyset order, so a batch never re-reads what earlier
+// batches deleted), and returns how many it deleted and where to resume.
+constexpr const char *batch_template = R"SQL(
+WITH victims AS (
+    SELECT %2$s, %3$s FROM sessrev.%1$s
+     WHERE %4$s AND %3$s < $1 AND %3$s >= $2
+     ORDER BY %3$s LIMIT $3
+), gone AS (
+    DELETE FROM sessrev.%1$s t USING victims v WHERE t.%2$s = v.%2$s RETURNING t.%3$s
+)
+SELECT pg_catalog.count(*), pg_catalog.max(%3$s) FROM gone
+)SQL";
 
 constexpr const char *audit_query = R"SQL(
 INSERT INTO sessrev.session_audit_log (action, actor, details)
@@ -132,8 +100,13 @@ Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention) {
 }
 
 Walk::Walk(Target target, TimestampTz cutoff)
-    : target_(target), cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
+    : cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
     done_ = cutoff == DT_NOBEGIN;
+    const Source src = source_of(target);
+    const int length = snprintf(sql_, sizeof sql_, batch_template, src.table, src.key,
+                                src.time_column, src.also);
+    if (length < 0 || static_cast<size_t>(length) >= sizeof sql_)
+        elog(ERROR, "sessrev: cleanup query does not fit");
 }
 
 int64 Walk::next_batch() {
@@ -142,7 +115,7 @@ int64 Walk::next_batch() {
     Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
     Datum values[3] = {TimestampTzGetDatum(cutoff_), resume_,
                        Int32GetDatum(settings::cleanup_batch_size)};
-    int rc = SPI_execute_with_args(batch_query(target_), 3, types, values, nullptr, false, 0);
+    int rc = SPI_execute_with_args(sql_, 3, types, values, nullptr, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
     bool isnull;

@@ -51,7 +51,7 @@ public:
     bool done() const { return done_; }
 
 private:
-    Target target_;
+    char sql_[512];
     TimestampTz cutoff_;
     Datum resume_;
     bool done_ = false;
