@@ -64,6 +64,8 @@ Layout layout() {
     fresh.user_cutoffs_pkey = relation_in_schema(schema, "user_token_cutoffs_pkey");
     fresh.global_cutoff = relation_in_schema(schema, "global_token_cutoff");
     fresh.global_cutoff_pkey = relation_in_schema(schema, "global_token_cutoff_pkey");
+    fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
+    fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
     cached_layout = fresh;
     return cached_layout;
 }
@@ -78,36 +80,40 @@ bool times_are_live(const cache::Times &times) {
     return true;
 }
 
-bool find_live_session(Key key, Datum value, cache::Times *times) {
-    const Layout l = layout();
-    Relation sessions = table_open(l.sessions, AccessShareLock);
-    Relation index =
-        index_open(key == Key::token_hash ? l.token_index : l.id_index, AccessShareLock);
+bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
+                  const AttrNumber *attnums, Datum *values, bool *isnull) {
+    Relation rel = table_open(relid, AccessShareLock);
+    Relation index = index_open(indexid, AccessShareLock);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-
     ScanKeyData scan_key;
-    ScanKeyInit(&scan_key, 1, BTEqualStrategyNumber,
-                key == Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value);
-    IndexScanDesc scan = index_beginscan(sessions, index, snapshot, 1, 0);
+    ScanKeyEntryInitialize(&scan_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+                           index->rd_indcollation[0], equal, key);
+    IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
     index_rescan(scan, &scan_key, 1, nullptr, 0);
-    TupleTableSlot *slot = table_slot_create(sessions, nullptr);
-
-    bool live = false;
-    if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
-        bool revoked_null, expires_null, active_null;
-        bool revoked = DatumGetBool(slot_getattr(slot, l.revoked, &revoked_null));
-        times->expires_at = DatumGetTimestampTz(slot_getattr(slot, l.expires_at, &expires_null));
-        times->last_active_at =
-            DatumGetTimestampTz(slot_getattr(slot, l.last_active_at, &active_null));
-        live = !revoked_null && !revoked && !expires_null && !active_null && times_are_live(*times);
-    }
-
+    TupleTableSlot *slot = table_slot_create(rel, nullptr);
+    const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+    for (int i = 0; found && i < n; i++) values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(index, NoLock);
-    table_close(sessions, NoLock);
-    return live;
+    table_close(rel, NoLock);
+    return found;
+}
+
+bool find_live_session(Key key, Datum value, cache::Times *times) {
+    const Layout l = layout();
+    const AttrNumber attnums[3] = {l.revoked, l.expires_at, l.last_active_at};
+    Datum values[3];
+    bool isnull[3];
+    if (!fetch_unique(l.sessions, key == Key::token_hash ? l.token_index : l.id_index,
+                      key == Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 3, attnums, values,
+                      isnull))
+        return false;
+    if (isnull[0] || isnull[1] || isnull[2] || DatumGetBool(values[0])) return false;
+    times->expires_at = DatumGetTimestampTz(values[1]);
+    times->last_active_at = DatumGetTimestampTz(values[2]);
+    return times_are_live(*times);
 }
 
 }  // namespace sessrev::lookup

@@ -32,6 +32,8 @@ struct Layout {
     Oid user_cutoffs_pkey = InvalidOid;
     Oid global_cutoff = InvalidOid;
     Oid global_cutoff_pkey = InvalidOid;
+    AttrNumber user_not_before = InvalidAttrNumber;
+    AttrNumber global_not_before = InvalidAttrNumber;
 };
 
 // The layout, by value: opening a relation can run invalidation callbacks that
@@ -40,13 +42,19 @@ Layout layout();
 
 void register_callbacks();
 
+// Reads the row of relid whose unique index indexid holds key (compared with
+// equal), as a fresh snapshot sees it: the latest committed state plus this
+// transaction's own changes. Copies the n by-value attributes attnums into
+// values and isnull; false when there is no such row. Reads without table
+// privileges: callers are gated by EXECUTE on their SQL function.
+bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
+                  const AttrNumber *attnums, Datum *values, bool *isnull);
+
 // Whether times describe a session that is live now.
 bool times_are_live(const cache::Times &times);
 
-// Looks the session up with a fresh snapshot (the latest committed state plus
-// this transaction's own changes), so the answer is never older than the last
-// commit. True and fills times when the row is a live session. Reads without
-// table privileges: callers are gated by EXECUTE on the function.
+// Looks the session up with fetch_unique, so the answer is never older than the
+// last commit. True and fills times when the row is a live session.
 bool find_live_session(Key key, Datum value, cache::Times *times);
 
 }  // namespace sessrev::lookup
