@@ -3,7 +3,9 @@
 
 namespace sessrev::settings {
 
-// All durations are in seconds, as the GUCs store them.
+// All durations are in seconds, as the GUCs store them. session_ttl, max_ttl,
+// touch_interval, max_sessions_per_user and reuse_interval are read by the SQL
+// functions (current_setting); the rest by the C++ code.
 extern int session_ttl;
 extern int max_ttl;
 extern int touch_interval;
