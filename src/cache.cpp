@@ -10,6 +10,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "common/hashfn.h"
 }
 
 #include <cstring>
@@ -19,6 +20,9 @@ namespace {
 
 constexpr int ways = 4;          // entries per set: one set is 128 bytes, two adjacent lines
 constexpr int partitions = 128;  // LWLocks
+// Epochs: an invalidation kills about entries/buckets entries besides its own
+// (they refill on their next check); 64 KiB of epochs stay in the CPU's cache.
+constexpr uint32 buckets = 16384;
 constexpr const char *tranche = "sessrev_cache";
 
 // An entry holds a 128-bit fingerprint of its key instead of the key: the first
@@ -26,10 +30,14 @@ constexpr const char *tranche = "sessrev_cache";
 // a mask derived from the database, the table, the kind and a secret drawn at
 // server start. Two keys share a fingerprint only by a 2^-128 accident that no
 // SQL user can steer, since nobody sees the secret. All zeroes marks a free way.
+// The entry is alive while epoch is its bucket's current epoch.
 struct Entry {
     uint64 fingerprint[2];
     TimestampTz expires_at;
-    TimestampTz last_active_at;  // also the eviction order: least recently active goes
+    // Whole seconds, rounded down: a hit may see a session idle a second early
+    // (and let the table decide), never late. Also the eviction order.
+    int32 last_active_s;
+    uint32 epoch;
 };
 static_assert(sizeof(Entry) == 32, "four entries to a 128-byte set");
 
@@ -41,7 +49,6 @@ struct alignas(64) Partition {
     // Odd while a writer (holding the partition's lock exclusively) changes a
     // set: hits read without the lock and retry if it moved.
     pg_atomic_uint32 seq;
-    pg_atomic_uint64 generation;  // bumped by every invalidation in the partition
     pg_atomic_uint64 hits;
     pg_atomic_uint64 misses;
     pg_atomic_uint64 evictions;
@@ -50,11 +57,12 @@ struct alignas(64) Partition {
 };
 
 struct alignas(128) Shared {
-    pg_atomic_uint64 global_generation;  // bumped by every flush
     uint32 sets;
     unsigned char secret[32];
+    uint64 place_seed;
     Partition partition[partitions];
-    // followed by `sets` Sets
+    pg_atomic_uint32 epoch[buckets];
+    // followed by `sets` Sets, 128-byte aligned
 };
 
 Shared *shared = nullptr;
@@ -93,27 +101,72 @@ const uint64 *mask_of(const Key &key) {
     return m.bits;
 }
 
-struct Slot {
+// ±infinity stay themselves; anything else is rounded down to the second. A
+// time before 1932 becomes 1932, still idle under any idle timeout (at most 68
+// years) today; one after 2068 becomes 2068.
+constexpr int32 minus_infinity_s = PG_INT32_MIN;
+constexpr int32 plus_infinity_s = PG_INT32_MAX;
+
+int32 to_seconds(TimestampTz t) {
+    if (TIMESTAMP_IS_NOBEGIN(t)) return minus_infinity_s;
+    if (TIMESTAMP_IS_NOEND(t)) return plus_infinity_s;
+    int64 s = t / USECS_PER_SEC - (t % USECS_PER_SEC < 0 ? 1 : 0);
+    if (s <= minus_infinity_s) return minus_infinity_s + 1;
+    return static_cast<int32>(Min(s, static_cast<int64>(plus_infinity_s - 1)));
+}
+
+TimestampTz from_seconds(int32 s) {
+    TimestampTz t;
+    if (s == minus_infinity_s)
+        TIMESTAMP_NOBEGIN(t);
+    else if (s == plus_infinity_s)
+        TIMESTAMP_NOEND(t);
+    else
+        t = static_cast<TimestampTz>(s) * USECS_PER_SEC;
+    return t;
+}
+
+struct Identity {
     uint64 fingerprint[2];
-    uint32 set;
-    int partition;
+    uint32 bucket;
 };
 
-Slot slot_of(const Key &key) {
-    Slot s;
-    memcpy(s.fingerprint, key.bytes, sizeof s.fingerprint);
-    const uint64 *mask = mask_of(key);
-    s.fingerprint[0] ^= mask[0];
-    s.fingerprint[1] ^= mask[1];
-    if ((s.fingerprint[0] | s.fingerprint[1]) == 0) s.fingerprint[0] = 1;  // never "free"
-    s.set = static_cast<uint32>((s.fingerprint[0] ^ s.fingerprint[1]) % shared->sets);
-    s.partition = static_cast<int>(s.set % partitions);
-    return s;
+// The bucket follows from the stored fingerprint alone, so that an entry's
+// liveness can be judged from the entry.
+uint32 bucket_of(const uint64 fingerprint[2]) {
+    uint64 x = fingerprint[0] ^ fingerprint[1];
+    x ^= x >> 33;
+    x *= UINT64CONST(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    return static_cast<uint32>(x % buckets);
 }
+
+Identity identity_of(const Key &key) {
+    uint64 half[2];
+    memcpy(half, key.bytes, sizeof half);
+    const uint64 *mask = mask_of(key);
+    Identity id;
+    id.fingerprint[0] = half[0] ^ mask[0];
+    id.fingerprint[1] = half[1] ^ mask[1];
+    if ((id.fingerprint[0] | id.fingerprint[1]) == 0) id.fingerprint[0] = 1;  // never "free"
+    id.bucket = bucket_of(id.fingerprint);
+    return id;
+}
+
+// Multiply-shift instead of a division: place is uniform, so its high bits are.
+uint32 set_of(uint64 place) {
+    return static_cast<uint32>((static_cast<unsigned __int128>(place) * shared->sets) >> 64);
+}
+int partition_of(uint32 set) { return static_cast<int>(set % partitions); }
 
 LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
 bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
+bool matches(const Entry &e, const Identity &id) {
+    return e.fingerprint[0] == id.fingerprint[0] && e.fingerprint[1] == id.fingerprint[1];
+}
+uint32 current_epoch(uint32 bucket) { return pg_atomic_read_u32(&shared->epoch[bucket]); }
+bool is_alive(const Entry &e) { return e.epoch == current_epoch(bucket_of(e.fingerprint)); }
 
 // Brackets a writer's changes to a partition's sets (under the exclusive lock).
 void begin_write(Partition &p) {
@@ -125,26 +178,29 @@ void end_write(Partition &p) {
     pg_atomic_fetch_add_u32(&p.seq, 1);
 }
 
-Entry *find(const Slot &s) {
-    Set &set = sets[s.set];
-    for (Entry &e : set.way)
-        if (e.fingerprint[0] == s.fingerprint[0] && e.fingerprint[1] == s.fingerprint[1]) return &e;
+Entry *find(uint32 set_index, const Identity &id) {
+    for (Entry &e : sets[set_index].way)
+        if (matches(e, id)) return &e;
     return nullptr;
 }
 
-// A free way, or the least recently active entry of the set.
-Entry *victim(uint32 set_index, bool *evicted) {
+enum class Reuse { free_way, dead_entry, eviction };
+
+// A free way, else a dead entry, else the least recently active entry.
+Entry *victim(uint32 set_index, Reuse *reuse) {
     Set &set = sets[set_index];
     Entry *oldest = &set.way[0];
+    Entry *dead = nullptr;
     for (Entry &e : set.way) {
         if (is_free(e)) {
-            *evicted = false;
+            *reuse = Reuse::free_way;
             return &e;
         }
-        if (e.last_active_at < oldest->last_active_at) oldest = &e;
+        if (dead == nullptr && !is_alive(e)) dead = &e;
+        if (e.last_active_s < oldest->last_active_s) oldest = &e;
     }
-    *evicted = true;
-    return oldest;
+    *reuse = dead != nullptr ? Reuse::dead_entry : Reuse::eviction;
+    return dead != nullptr ? dead : oldest;
 }
 
 shmem_startup_hook_type prev_shmem_startup = nullptr;
@@ -175,12 +231,12 @@ static void startup(void) {
     locks = GetNamedLWLockTranche(tranche);
     if (!found) {
         shared->sets = set_count(settings::cache_size);
-        if (!pg_strong_random(shared->secret, sizeof shared->secret))
+        if (!pg_strong_random(shared->secret, sizeof shared->secret) ||
+            !pg_strong_random(&shared->place_seed, sizeof shared->place_seed))
             ereport(FATAL, (errmsg("sessrev: could not generate the cache secret")));
-        pg_atomic_init_u64(&shared->global_generation, 0);
+        for (pg_atomic_uint32 &epoch : shared->epoch) pg_atomic_init_u32(&epoch, 0);
         for (Partition &p : shared->partition) {
             pg_atomic_init_u32(&p.seq, 0);
-            pg_atomic_init_u64(&p.generation, 0);
             pg_atomic_init_u64(&p.hits, 0);
             pg_atomic_init_u64(&p.misses, 0);
             pg_atomic_init_u64(&p.evictions, 0);
@@ -200,10 +256,24 @@ void startup_shmem() {
 
 bool enabled() { return shared != nullptr; }
 
-bool lookup(const Key &key, Times *times) {
-    const Slot s = slot_of(key);
-    Partition &p = shared->partition[s.partition];
-    bool found = false;
+uint64 place_of(const void *bytes, std::size_t length) {
+    // Seeded, so that nobody can aim many live sessions at one set.
+    return hash_bytes_extended(static_cast<const unsigned char *>(bytes), static_cast<int>(length),
+                               shared->place_seed);
+}
+
+void prefetch(uint64 place) {
+    const Set *set = &sets[set_of(place)];
+    __builtin_prefetch(set);
+    __builtin_prefetch(reinterpret_cast<const char *>(set) + 64);
+}
+
+bool lookup(const Key &key, uint64 place, Times *times) {
+    const Identity id = identity_of(key);
+    const uint32 set_index = set_of(place);
+    const int part = partition_of(set_index);
+    Partition &p = shared->partition[part];
+    Entry found{};
     bool consistent = false;
     // Optimistic read: copy the set and keep the copy only if no writer moved
     // the partition's sequence meanwhile; else read it under the shared lock.
@@ -212,96 +282,81 @@ bool lookup(const Key &key, Times *times) {
         if (before % 2 == 1) continue;
         pg_read_barrier();
         Set copy;
-        memcpy(static_cast<void *>(&copy), const_cast<const Set *>(&sets[s.set]), sizeof copy);
+        memcpy(static_cast<void *>(&copy), const_cast<const Set *>(&sets[set_index]), sizeof copy);
         pg_read_barrier();
         if (pg_atomic_read_u32(&p.seq) != before) continue;
         consistent = true;
         for (const Entry &e : copy.way)
-            if (e.fingerprint[0] == s.fingerprint[0] && e.fingerprint[1] == s.fingerprint[1]) {
-                times->expires_at = e.expires_at;
-                times->last_active_at = e.last_active_at;
-                found = true;
+            if (matches(e, id)) {
+                found = e;
                 break;
             }
     }
     if (!consistent) {
-        LWLockAcquire(lock_of(s.partition), LW_SHARED);
-        if (const Entry *e = find(s)) {
-            times->expires_at = e->expires_at;
-            times->last_active_at = e->last_active_at;
-            found = true;
-        }
-        LWLockRelease(lock_of(s.partition));
+        LWLockAcquire(lock_of(part), LW_SHARED);
+        if (const Entry *e = find(set_index, id)) found = *e;
+        LWLockRelease(lock_of(part));
     }
-    if (found) pg_atomic_fetch_add_u64(&p.hits, 1);
-    return found;
+    // A revocation that committed before this call began has bumped the epoch.
+    if (is_free(found) || found.epoch != current_epoch(id.bucket)) return false;
+    times->expires_at = found.expires_at;
+    times->last_active_at = from_seconds(found.last_active_s);
+    pg_atomic_fetch_add_u64(&p.hits, 1);
+    return true;
 }
 
-void count_miss(const Key &key) {
-    pg_atomic_fetch_add_u64(&shared->partition[slot_of(key).partition].misses, 1);
+void count_miss(uint64 place) {
+    pg_atomic_fetch_add_u64(&shared->partition[partition_of(set_of(place))].misses, 1);
 }
 
 bool may_fill() { return !TransactionIdIsValid(GetTopTransactionIdIfAny()); }
 
 FillTicket ticket(const Key &key) {
-    FillTicket t;
-    t.global = pg_atomic_read_u64(&shared->global_generation);
-    t.partition = pg_atomic_read_u64(&shared->partition[slot_of(key).partition].generation);
-    // The generations must be read before the snapshot that the lookup takes.
+    FillTicket t{current_epoch(identity_of(key).bucket)};
+    // The epoch must be read before the snapshot that the lookup takes.
     pg_memory_barrier();
     return t;
 }
 
-void fill(const Key &key, const Times &times, const FillTicket &t) {
-    const Slot s = slot_of(key);
-    Partition &p = shared->partition[s.partition];
-    LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
-    bool current = pg_atomic_read_u64(&shared->global_generation) == t.global &&
-                   pg_atomic_read_u64(&p.generation) == t.partition;
-    if (current) {
-        begin_write(p);
-        Entry *e = find(s);
-        if (e == nullptr) {
-            bool evicted;
-            e = victim(s.set, &evicted);
-            e->fingerprint[0] = s.fingerprint[0];
-            e->fingerprint[1] = s.fingerprint[1];
-            if (evicted)
-                pg_atomic_fetch_add_u64(&p.evictions, 1);
-            else
-                pg_atomic_fetch_add_u64(&p.entries, 1);
-        }
-        // A touched or extended session refreshes its entry's times.
-        e->expires_at = times.expires_at;
-        e->last_active_at = times.last_active_at;
-        end_write(p);
+void fill(const Key &key, uint64 place, const Times &times, const FillTicket &t) {
+    const Identity id = identity_of(key);
+    // Already dead: an invalidation ran after the ticket.
+    if (current_epoch(id.bucket) != t.epoch) return;
+    const uint32 set_index = set_of(place);
+    const int part = partition_of(set_index);
+    Partition &p = shared->partition[part];
+    LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
+    begin_write(p);
+    Entry *e = find(set_index, id);
+    if (e == nullptr) {
+        Reuse reuse;
+        e = victim(set_index, &reuse);
+        e->fingerprint[0] = id.fingerprint[0];
+        e->fingerprint[1] = id.fingerprint[1];
+        if (reuse == Reuse::eviction) pg_atomic_fetch_add_u64(&p.evictions, 1);
+        if (reuse == Reuse::free_way) pg_atomic_fetch_add_u64(&p.entries, 1);
     }
-    LWLockRelease(lock_of(s.partition));
+    // A touched or extended session refreshes its entry's times. An
+    // invalidation between the check above and here leaves the entry dead.
+    e->epoch = t.epoch;
+    e->expires_at = times.expires_at;
+    e->last_active_s = to_seconds(times.last_active_at);
+    end_write(p);
+    LWLockRelease(lock_of(part));
 }
 
 void invalidate(const Key &key) {
-    const Slot s = slot_of(key);
-    Partition &p = shared->partition[s.partition];
-    LWLockAcquire(lock_of(s.partition), LW_EXCLUSIVE);
-    pg_atomic_fetch_add_u64(&p.generation, 1);
-    if (Entry *e = find(s)) {
-        begin_write(p);
-        memset(static_cast<void *>(e), 0, sizeof *e);
-        end_write(p);
-        pg_atomic_fetch_sub_u64(&p.entries, 1);
-        pg_atomic_fetch_add_u64(&p.invalidations, 1);
-    }
-    LWLockRelease(lock_of(s.partition));
+    const uint32 bucket = identity_of(key).bucket;
+    pg_atomic_fetch_add_u32(&shared->epoch[bucket], 1);
+    pg_atomic_fetch_add_u64(&shared->partition[bucket % partitions].invalidations, 1);
 }
 
 void flush() {
-    // First the generation, so that no fill begun before the flush survives it.
-    pg_atomic_fetch_add_u64(&shared->global_generation, 1);
-    pg_memory_barrier();
+    // First the epochs, so that no fill begun before the flush survives it.
+    for (pg_atomic_uint32 &epoch : shared->epoch) pg_atomic_fetch_add_u32(&epoch, 1);
     for (int part = 0; part < partitions; part++) {
         Partition &p = shared->partition[part];
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-        pg_atomic_fetch_add_u64(&p.generation, 1);
         uint64 removed = 0;
         begin_write(p);
         for (uint32 set = part; set < shared->sets; set += partitions)

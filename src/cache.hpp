@@ -5,11 +5,17 @@
 // for writers; a hit reads optimistically under a per-partition sequence
 // counter and takes no lock unless a writer got in the way.
 //
-// Staleness is prevented in two steps:
+// A key's identity (its fingerprint) and its place (which set holds it) are
+// separate: a token's place is a keyed hash of the token itself, so a lookup
+// can start fetching its set from memory while it computes the token's SHA-256.
+// Since an invalidation knows only the row, not the token, it cannot find the
+// entry; it bumps the epoch of the key's bucket instead, and an entry counts
+// only while its epoch is its bucket's current one. So staleness is prevented:
 //  - a transaction that changes sessrev.sessions records the old keys (trigger)
-//    and removes them after its commit is visible but before COMMIT returns;
-//  - a reader that misses reads the partition's generation before taking a
-//    fresh snapshot, and its fill is dropped if an invalidation ran meanwhile.
+//    and bumps their epochs after its commit is visible but before COMMIT
+//    returns;
+//  - a reader that misses reads the key's epoch before taking a fresh snapshot
+//    and fills with that epoch, so a fill that raced an invalidation is dead.
 #pragma once
 
 extern "C" {
@@ -42,10 +48,9 @@ struct Times {
     TimestampTz last_active_at;
 };
 
-// Generations read before a miss's lookup; a fill succeeds only if unchanged.
+// The key's epoch, read before a miss's lookup; the fill carries it.
 struct FillTicket {
-    uint64 global;
-    uint64 partition;
+    uint32 epoch;
 };
 
 struct Stats {
@@ -65,18 +70,27 @@ void startup_shmem();  // shmem_startup_hook
 // True when the cache exists in this server (preloaded, cache_size > 0).
 bool enabled();
 
+// Where a key is kept: a keyed hash of what the caller looks it up by (the
+// token, the session id, the user id's hash). A lookup and its fill must pass
+// the same place; a wrong one costs a miss, never a wrong answer.
+uint64 place_of(const void *bytes, std::size_t length);
+// Starts fetching place's set, so the work before lookup() overlaps the wait.
+void prefetch(uint64 place);
+
 // Copies the entry for key into times and returns true on a hit.
-bool lookup(const Key &key, Times *times);
-void count_miss(const Key &key);
+bool lookup(const Key &key, uint64 place, Times *times);
+void count_miss(uint64 place);
 
 FillTicket ticket(const Key &key);
-// Stores (or refreshes) key's times unless an invalidation ran since ticket.
-// Call only from a transaction without an XID: one that wrote may have read
-// its own uncommitted rows, which must not outlive a rollback in the cache.
+// Stores (or refreshes) key's times; if an invalidation ran since ticket, the
+// entry is dead on arrival. Call only from a transaction without an XID: one
+// that wrote may have read its own uncommitted rows, which must not outlive a
+// rollback in the cache.
 bool may_fill();
-void fill(const Key &key, const Times &times, const FillTicket &ticket);
+void fill(const Key &key, uint64 place, const Times &times, const FillTicket &ticket);
 
-// Removes key; called after the changing transaction's commit is visible.
+// Kills key's entry, wherever it is (by bumping its bucket's epoch); called
+// after the changing transaction's commit is visible.
 void invalidate(const Key &key);
 // Removes everything (TRUNCATE, bulk changes, cache_reset).
 void flush();

@@ -57,16 +57,17 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     if (!jwt_cache::may_contain(jwt_cache::Filter::user, hash)) return false;
     cache::Key key{MyDatabaseId, sessrev::lookup::layout().user_cutoffs, cache::Kind::user_cutoff, {}};
     memcpy(key.bytes, hash.data(), hash.size());
+    const uint64 place = cache::place_of(hash.data(), hash.size());
     cache::Times times;
-    if (cache::lookup(key, &times)) {
+    if (cache::lookup(key, place, &times)) {
         *not_before = times.expires_at;
         return true;
     }
-    cache::count_miss(key);
+    cache::count_miss(place);
     const cache::FillTicket ticket = cache::ticket(key);
     if (!sessrev::jwt::user_cutoff(user_id, not_before)) return false;
     // last_active_at orders evictions: the cut-off counts as active now.
-    if (cache::may_fill()) cache::fill(key, {*not_before, GetCurrentTimestamp()}, ticket);
+    if (cache::may_fill()) cache::fill(key, place, {*not_before, GetCurrentTimestamp()}, ticket);
     return true;
 }
 

@@ -25,17 +25,18 @@ bool cache_usable() {
            !sessrev::invalidation::pending_in_transaction();
 }
 
-// True when the session found through index by value is live.
-bool is_live(sessrev::lookup::Key index, Datum value, const Key &key) {
+// True when the session found through index by value is live. place is where
+// the cache keeps key (meaningless when the cache is not usable).
+bool is_live(sessrev::lookup::Key index, Datum value, const Key &key, bool usable, uint64 place) {
     namespace cache = sessrev::cache;
     cache::Times times;
-    if (!cache_usable()) return sessrev::lookup::find_live_session(index, value, &times);
+    if (!usable) return sessrev::lookup::find_live_session(index, value, &times);
     // A hit whose times have run out is not trusted: the table decides.
-    if (cache::lookup(key, &times) && sessrev::lookup::times_are_live(times)) return true;
-    cache::count_miss(key);
+    if (cache::lookup(key, place, &times) && sessrev::lookup::times_are_live(times)) return true;
+    cache::count_miss(place);
     cache::FillTicket ticket = cache::ticket(key);
     bool live = sessrev::lookup::find_live_session(index, value, &times);
-    if (live && cache::may_fill()) cache::fill(key, times, ticket);
+    if (live && cache::may_fill()) cache::fill(key, place, times, ticket);
     return live;
 }
 
@@ -48,6 +49,13 @@ SESSREV_FUNCTION(is_revoked_token) {
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
     if (length == 0) PG_RETURN_BOOL(true);
 
+    // The token's set is fetched from memory while its SHA-256 is computed.
+    const bool usable = cache_usable();
+    uint64 place = 0;
+    if (usable) {
+        place = sessrev::cache::place_of(VARDATA_ANY(token), length);
+        sessrev::cache::prefetch(place);
+    }
     const auto hash = sessrev::token::sha256({VARDATA_ANY(token), length});
     // A bytea on the stack: the scan key only needs it for this call.
     struct alignas(int32) {
@@ -59,8 +67,8 @@ SESSREV_FUNCTION(is_revoked_token) {
 
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
     memcpy(key.bytes, hash.data(), hash.size());
-    PG_RETURN_BOOL(
-        !is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key));
+    PG_RETURN_BOOL(!is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key,
+                            usable, place));
 }
 
 // is_revoked(session_id uuid) RETURNS boolean
@@ -69,5 +77,8 @@ SESSREV_FUNCTION(is_revoked_session) {
     const pg_uuid_t *id = PG_GETARG_UUID_P(0);
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
     memcpy(key.bytes, id->data, UUID_LEN);
-    PG_RETURN_BOOL(!is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key));
+    const bool usable = cache_usable();
+    const uint64 place = usable ? sessrev::cache::place_of(id->data, UUID_LEN) : 0;
+    PG_RETURN_BOOL(
+        !is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key, usable, place));
 }
