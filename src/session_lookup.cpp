@@ -74,7 +74,8 @@ bool times_are_live(const cache::Times &times) {
     // now() in SQL: the transaction's start, so every function agrees.
     TimestampTz now = GetCurrentTransactionStartTimestamp();
     if (times.expires_at <= now) return false;
-    if (settings::idle_timeout > 0 && !TIMESTAMP_NOT_FINITE(times.last_active_at) &&
+    // As in validate_session: -infinity is idle, infinity never.
+    if (settings::idle_timeout > 0 &&
         times.last_active_at <= now - static_cast<int64>(settings::idle_timeout) * USECS_PER_SEC)
         return false;
     return true;

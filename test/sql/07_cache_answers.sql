@@ -11,6 +11,10 @@ INSERT INTO states SELECT 'active', session_id, token FROM sessrev.create_sessio
 INSERT INTO states SELECT 'revoked', session_id, token FROM sessrev.create_session('cache-user');
 INSERT INTO states SELECT 'expired', session_id, token FROM sessrev.create_session('cache-user');
 INSERT INTO states SELECT 'idle', session_id, token FROM sessrev.create_session('cache-user');
+-- Extreme last activity times, which the cache keeps in whole seconds.
+INSERT INTO states SELECT 'last active -infinity', session_id, token FROM sessrev.create_session('cache-user');
+INSERT INTO states SELECT 'last active 1900', session_id, token FROM sessrev.create_session('cache-user');
+INSERT INTO states SELECT 'last active infinity', session_id, token FROM sessrev.create_session('cache-user');
 INSERT INTO states VALUES ('unknown', gen_random_uuid(), 'no-such-token'),
                           ('empty', NULL, ''), ('null', NULL, NULL);
 SELECT sessrev.revoke_session(session_id) AS revoked FROM states WHERE state = 'revoked';
@@ -18,13 +22,22 @@ UPDATE sessrev.sessions SET created_at = now() - interval '2 days', expires_at =
  WHERE id = (SELECT session_id FROM states WHERE state = 'expired');
 UPDATE sessrev.sessions SET last_active_at = now() - interval '2 hours'
  WHERE id = (SELECT session_id FROM states WHERE state = 'idle');
+UPDATE sessrev.sessions s SET last_active_at = v.at
+  FROM states, (VALUES ('last active -infinity', '-infinity'::timestamptz),
+                       ('last active 1900', '1900-01-01 00:00:00+00'),
+                       ('last active infinity', 'infinity')) v(state, at)
+ WHERE s.id = states.session_id AND states.state = v.state;
 
--- Each check three times: a miss, then (when cached) hits.
+-- Each check three times: a miss, then (when cached) hits. Idle checks then run
+-- against the entries filled while idle_timeout was off.
 SELECT state, sessrev.is_revoked(token) AS by_token, sessrev.is_revoked(session_id) AS by_id
   FROM states, generate_series(1, 3) ORDER BY state;
 SET sessrev.idle_timeout = '1h';
 SELECT state, sessrev.is_revoked(token) AS by_token, sessrev.is_revoked(session_id) AS by_id
   FROM states, generate_series(1, 2) ORDER BY state;
+-- validate_session agrees on the extreme times.
+SELECT state, (SELECT count(*) FROM sessrev.validate_session(token)) AS validates
+  FROM states WHERE state LIKE 'last active%' ORDER BY state;
 RESET sessrev.idle_timeout;
 
 -- A DBA's direct changes are seen at once, cached or not.
