@@ -256,10 +256,12 @@ void startup_shmem() {
 
 bool enabled() { return shared != nullptr; }
 
-uint64 place_of(const void *bytes, std::size_t length) {
-    // Seeded, so that nobody can aim many live sessions at one set.
+uint64 place_of(const Key &key, const void *bytes, std::size_t length) {
+    // Seeded, so that nobody can aim many live sessions at one set; and by the
+    // key's database and table, so that the same token in two databases does
+    // not crowd one set.
     return hash_bytes_extended(static_cast<const unsigned char *>(bytes), static_cast<int>(length),
-                               shared->place_seed);
+                               shared->place_seed ^ mask_of(key)[1]);
 }
 
 void prefetch(uint64 place) {

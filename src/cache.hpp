@@ -71,9 +71,10 @@ void startup_shmem();  // shmem_startup_hook
 bool enabled();
 
 // Where a key is kept: a keyed hash of what the caller looks it up by (the
-// token, the session id, the user id's hash). A lookup and its fill must pass
-// the same place; a wrong one costs a miss, never a wrong answer.
-uint64 place_of(const void *bytes, std::size_t length);
+// token, the session id, the user id's hash) within key's database, table and
+// kind (its bytes are not read). A lookup and its fill must pass the same
+// place; a wrong one costs a miss, never a wrong answer.
+uint64 place_of(const Key &key, const void *bytes, std::size_t length);
 // Starts fetching place's set, so the work before lookup() overlaps the wait.
 void prefetch(uint64 place);
 

@@ -57,7 +57,7 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     if (!jwt_cache::may_contain(jwt_cache::Filter::user, hash)) return false;
     cache::Key key{MyDatabaseId, sessrev::lookup::layout().user_cutoffs, cache::Kind::user_cutoff, {}};
     memcpy(key.bytes, hash.data(), hash.size());
-    const uint64 place = cache::place_of(hash.data(), hash.size());
+    const uint64 place = cache::place_of(key, hash.data(), hash.size());
     cache::Times times;
     if (cache::lookup(key, place, &times)) {
         *not_before = times.expires_at;

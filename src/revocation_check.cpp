@@ -50,10 +50,11 @@ SESSREV_FUNCTION(is_revoked_token) {
     if (length == 0) PG_RETURN_BOOL(true);
 
     // The token's set is fetched from memory while its SHA-256 is computed.
+    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
     const bool usable = cache_usable();
     uint64 place = 0;
     if (usable) {
-        place = sessrev::cache::place_of(VARDATA_ANY(token), length);
+        place = sessrev::cache::place_of(key, VARDATA_ANY(token), length);
         sessrev::cache::prefetch(place);
     }
     const auto hash = sessrev::token::sha256({VARDATA_ANY(token), length});
@@ -65,7 +66,6 @@ SESSREV_FUNCTION(is_revoked_token) {
     SET_VARSIZE(&hash_bytea, sizeof hash_bytea);
     memcpy(hash_bytea.data, hash.data(), hash.size());
 
-    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
     memcpy(key.bytes, hash.data(), hash.size());
     PG_RETURN_BOOL(!is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key,
                             usable, place));
@@ -78,7 +78,7 @@ SESSREV_FUNCTION(is_revoked_session) {
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
     memcpy(key.bytes, id->data, UUID_LEN);
     const bool usable = cache_usable();
-    const uint64 place = usable ? sessrev::cache::place_of(id->data, UUID_LEN) : 0;
+    const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
     PG_RETURN_BOOL(
         !is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key, usable, place));
 }

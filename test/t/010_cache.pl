@@ -125,6 +125,23 @@ my ($hits, $misses) = ($hits1 - $hits0, $misses1 - $misses0);
 my $rate = $hits / ($hits + $misses);
 cmp_ok($rate, '>', 0.9, "working-set hit rate after the flood is above 90% (hits $hits, misses $misses)");
 
+# The same tokens live in three databases: their entries are placed apart, so
+# 15,000 entries in 25,000 sets of four evict next to nothing.
+for my $db (qw(shared_a shared_b shared_c)) {
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, q{CREATE EXTENSION sessrev;
+		INSERT INTO sessrev.sessions (user_id, token_hash, expires_at)
+		SELECT 'shared-user', sessrev.hash_token('shared-token-' || i), now() + interval '1 day'
+		  FROM generate_series(1, 5000) i});
+}
+sql('SELECT sessrev.cache_reset()');
+for my $db (qw(shared_a shared_b shared_c)) {
+	is($node->safe_psql($db, q{SELECT count(*) FROM generate_series(1, 5000) i
+		WHERE NOT sessrev.is_revoked('shared-token-' || i)}), '5000', "$db: the shared tokens are live");
+}
+my ($shared_entries, $shared_evictions) = split /\|/, stat_of('entries, evictions');
+cmp_ok($shared_evictions, '<=', 20, "same tokens in three databases: $shared_entries entries, $shared_evictions evictions");
+
 # A full cache evicts and stays correct.
 $node->append_conf('postgresql.conf', 'sessrev.cache_size = 64');
 $node->restart;
