@@ -1,6 +1,7 @@
 // Keeps the cache true to committed data: a trigger on sessrev.sessions records
-// the sessions a transaction changes, and a transaction callback removes them
-// from the cache once the commit is visible, before COMMIT returns.
+// the sessions a transaction changes, and a transaction callback invalidates
+// their entries (cache::invalidate) once the commit is visible, before COMMIT
+// returns.
 #pragma once
 
 namespace sessrev::invalidation {
