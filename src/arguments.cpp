@@ -1,6 +1,8 @@
 #include "arguments.hpp"
 
 extern "C" {
+#include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
 
@@ -23,6 +25,25 @@ text *user_id(FunctionCallInfo fcinfo, int n) {
         throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
                        "user_id is longer than " + std::to_string(max_user_id_bytes) + " bytes");
     return value;
+}
+
+text *reason(FunctionCallInfo fcinfo, int n) {
+    if (PG_ARGISNULL(n)) return nullptr;
+    text *value = PG_GETARG_TEXT_PP(n);
+    if (VARSIZE_ANY_EXHDR(value) > max_reason_bytes)
+        throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+                       "reason is longer than " + std::to_string(max_reason_bytes) + " bytes");
+    return value;
+}
+
+Datum actor(FunctionCallInfo fcinfo, int n) {
+    if (PG_ARGISNULL(n))
+        return CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+    text *value = PG_GETARG_TEXT_PP(n);
+    if (VARSIZE_ANY_EXHDR(value) > max_actor_bytes)
+        throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+                       "revoked_by is longer than " + std::to_string(max_actor_bytes) + " bytes");
+    return PointerGetDatum(value);
 }
 
 Datum non_negative_interval(FunctionCallInfo fcinfo, int n, const char *name) {

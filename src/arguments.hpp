@@ -15,6 +15,17 @@ text *required_text(FunctionCallInfo fcinfo, int n, const char *name);
 // The text argument n as a user id: present, not empty, not oversized.
 text *user_id(FunctionCallInfo fcinfo, int n);
 
+// Longest reason and actor (revoked_by) stored, in bytes.
+inline constexpr int max_reason_bytes = 1024;
+inline constexpr int max_actor_bytes = 256;
+
+// The text argument n as a reason: NULL (nullptr) or at most max_reason_bytes.
+text *reason(FunctionCallInfo fcinfo, int n);
+
+// The text argument n as who acted: at most max_actor_bytes, and the session
+// user's name when NULL, so every audit row names someone.
+Datum actor(FunctionCallInfo fcinfo, int n);
+
 // The interval argument n, which must be present and not negative.
 Datum non_negative_interval(FunctionCallInfo fcinfo, int n, const char *name);
 

@@ -16,8 +16,11 @@ namespace {
 constexpr int max_user_id_bytes = 256;
 
 bool known = false;
-pg_uuid_t session_id;
-char user_id[max_user_id_bytes + 1];
+pg_uuid_t session_id_;
+char user_id_[max_user_id_bytes + 1];
+// The subtransaction that set it: rolling that one back (ROLLBACK TO
+// SAVEPOINT, an exception block) forgets it again.
+SubTransactionId set_in = InvalidSubTransactionId;
 
 void forget(XactEvent event, void *) {
     switch (event) {
@@ -33,9 +36,21 @@ void forget(XactEvent event, void *) {
     }
 }
 
+// Subtransaction ids grow: one at least as new as the subtransaction being
+// rolled back was set inside it.
+void forget_on_rollback(SubXactEvent event, SubTransactionId rolled_back, SubTransactionId, void *) {
+    if (event == SUBXACT_EVENT_ABORT_SUB && known && set_in >= rolled_back) known = false;
+}
+
 }  // namespace
 
-void register_callbacks() { RegisterXactCallback(forget, nullptr); }
+const char *user_id() { return known ? user_id_ : nullptr; }
+const pg_uuid_t *session_id() { return known ? &session_id_ : nullptr; }
+
+void register_callbacks() {
+    RegisterXactCallback(forget, nullptr);
+    RegisterSubXactCallback(forget_on_rollback, nullptr);
+}
 
 }  // namespace sessrev::current_session
 
@@ -52,10 +67,18 @@ SESSREV_FUNCTION(remember_current_session) {
     const std::size_t length = VARSIZE_ANY_EXHDR(user);
     if (length > static_cast<std::size_t>(cs::max_user_id_bytes))
         throw sessrev::SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION, "user_id is too long");
-    memcpy(&cs::session_id, PG_GETARG_UUID_P(0), sizeof cs::session_id);
-    memcpy(cs::user_id, VARDATA_ANY(user), length);
-    cs::user_id[length] = '\0';
+    memcpy(&cs::session_id_, PG_GETARG_UUID_P(0), sizeof cs::session_id_);
+    memcpy(cs::user_id_, VARDATA_ANY(user), length);
+    cs::user_id_[length] = '\0';
     cs::known = true;
+    cs::set_in = GetCurrentSubTransactionId();
+    PG_RETURN_VOID();
+}
+
+// forget_current_session() RETURNS void: a failed validation leaves the
+// transaction without a current session. Internal, like remember_current_session.
+SESSREV_FUNCTION(forget_current_session) {
+    cs::known = false;
     PG_RETURN_VOID();
 }
 
@@ -63,12 +86,12 @@ SESSREV_FUNCTION(remember_current_session) {
 SESSREV_FUNCTION(current_session_id) {
     if (!cs::known) PG_RETURN_NULL();
     pg_uuid_t *result = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
-    memcpy(result, &cs::session_id, sizeof *result);
+    memcpy(result, &cs::session_id_, sizeof *result);
     PG_RETURN_UUID_P(result);
 }
 
 // current_user_id() RETURNS text: NULL when this transaction has none.
 SESSREV_FUNCTION(current_user_id) {
     if (!cs::known) PG_RETURN_NULL();
-    PG_RETURN_TEXT_P(cstring_to_text(cs::user_id));
+    PG_RETURN_TEXT_P(cstring_to_text(cs::user_id_));
 }

@@ -3,8 +3,19 @@
 // that nothing leaks into the next transaction of a pooled connection.
 #pragma once
 
+extern "C" {
+#include "postgres.h"
+
+#include "utils/uuid.h"
+}
+
 namespace sessrev::current_session {
 
 void register_callbacks();
+
+// The current session's user id (NUL-terminated), or nullptr when none.
+const char *user_id();
+// The current session's id, or nullptr when none.
+const pg_uuid_t *session_id();
 
 }  // namespace sessrev::current_session

@@ -9,6 +9,7 @@
 extern "C" {
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 }
 
@@ -81,4 +82,15 @@ SESSREV_FUNCTION(is_revoked_session) {
     const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
     PG_RETURN_BOOL(
         !is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key, usable, place));
+}
+
+// session_is_live(revoked boolean, expires_at timestamptz, last_active_at
+// timestamptz) RETURNS boolean: the one rule for "live", which every SQL
+// function and view of sessrev applies to a session row, and is_revoked to
+// the cached times.
+SESSREV_FUNCTION(session_is_live) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_GETARG_BOOL(0))
+        PG_RETURN_BOOL(false);
+    const sessrev::cache::Times times{PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2)};
+    PG_RETURN_BOOL(sessrev::lookup::times_are_live(times));
 }

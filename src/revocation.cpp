@@ -1,0 +1,64 @@
+#include "revocation.hpp"
+
+extern "C" {
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+}
+
+#include <cstdio>
+
+namespace sessrev::revocation {
+namespace {
+
+// Locking the targets in id order first gives every revocation the same lock
+// order. Rows not live by the one rule stay as they are.
+constexpr const char *revoke_template = R"SQL(
+WITH target AS (
+    SELECT id FROM sessrev.sessions
+     WHERE %s AND NOT revoked
+     ORDER BY id FOR UPDATE
+), revoked AS (
+    UPDATE sessrev.sessions s
+       SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4, revoked_by = $5
+      FROM target t
+     WHERE s.id OPERATOR(pg_catalog.=) t.id
+       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+ RETURNING s.id, s.user_id
+), audit AS (
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+    SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
+      FROM revoked
+)
+SELECT pg_catalog.count(*) FROM revoked
+)SQL";
+
+const char *filter_of(Scope scope) {
+    switch (scope) {
+        case Scope::session: return "id OPERATOR(pg_catalog.=) $1";
+        case Scope::user:
+            return "user_id OPERATOR(pg_catalog.=) $2 AND id IS DISTINCT FROM $3";
+        case Scope::all: return "true";
+    }
+    pg_unreachable();
+}
+
+}  // namespace
+
+int64 revoke(const Request &r) {
+    char sql[2048];
+    const int length = snprintf(sql, sizeof sql, revoke_template, filter_of(r.scope));
+    if (length < 0 || static_cast<size_t>(length) >= sizeof sql)
+        elog(ERROR, "sessrev: revocation query does not fit");
+    Oid types[5] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID};
+    Datum values[5] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor};
+    char nulls[5] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user ? ' ' : 'n',
+                     r.scope == Scope::user && !r.exclude_null ? ' ' : 'n',
+                     r.reason_null ? 'n' : ' ', ' '};
+    const int rc = SPI_execute_with_args(sql, 5, types, values, nulls, false, 0);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "sessrev: revocation failed: %s", SPI_result_code_string(rc));
+    bool isnull;
+    return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+}  // namespace sessrev::revocation

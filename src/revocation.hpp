@@ -1,0 +1,31 @@
+// The one revoke-and-audit path. Every revocation (one session, one user's,
+// all) runs the same statement: it locks the target rows in id order, so that
+// concurrent revocations of any mix never deadlock, revokes those that are
+// live by the one rule (sessrev.session_is_live), and writes one
+// SESSION_REVOKED audit row per session it revoked.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace sessrev::revocation {
+
+enum class Scope { session, user, all };
+
+struct Request {
+    Scope scope;
+    Datum session_id;  // uuid: Scope::session
+    Datum user_id;     // text: Scope::user
+    Datum exclude;     // uuid: Scope::user, may be null
+    bool exclude_null;
+    Datum reason;      // text
+    bool reason_null;
+    Datum actor;       // text, never null
+};
+
+// Revokes what request names; returns the number of sessions revoked. SPI must
+// be connected, inside a function whose search_path is pinned.
+int64 revoke(const Request &request);
+
+}  // namespace sessrev::revocation

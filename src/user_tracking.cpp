@@ -1,0 +1,190 @@
+// The trigger that track_user_table installs on an application's users table:
+// it revokes a user's sessions when the user row goes (DELETE, TRUNCATE), its
+// id changes, or a credential or privilege column changes.
+//
+// It runs with the rights of whoever changed the table, and runs none of the
+// table owner's code: columns are compared by their stored bytes (never with a
+// type's operators or casts, which the table owner may define), and the id is
+// turned into text by its type's output function, which only a superuser can
+// write. Only then does it call revoke_user_sessions, SECURITY DEFINER, with
+// plain text arguments.
+#include "arguments.hpp"
+#include "boundary.hpp"
+#include "current_session.hpp"
+
+extern "C" {
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type_d.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+}
+
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+constexpr int max_columns = 64;
+
+struct Columns {
+    AttrNumber id;
+    int credentials;
+    AttrNumber credential[max_columns];
+    int privileges;
+    AttrNumber privilege[max_columns];
+};
+
+AttrNumber attnum_of(const char *text, TupleDesc desc, Relation rel) {
+    char *end;
+    const long n = strtol(text, &end, 10);
+    if (*end != '\0' || n < 1 || n > desc->natts || TupleDescAttr(desc, n - 1)->attisdropped)
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("sessrev: the tracking trigger on %s names column \"%s\", which it cannot use",
+                        RelationGetRelationName(rel), text),
+                 errhint("Run sessrev.track_user_table for this table again.")));
+    return static_cast<AttrNumber>(n);
+}
+
+// "{2,5}" -> {2, 5}
+int parse_list(const char *text, TupleDesc desc, Relation rel, AttrNumber *out) {
+    char buffer[512];
+    strlcpy(buffer, text, sizeof buffer);
+    int count = 0;
+    char *inside = buffer[0] == '{' ? buffer + 1 : buffer;
+    char *close = strchr(inside, '}');
+    if (close != nullptr) *close = '\0';
+    for (char *item = strtok(inside, ","); item != nullptr; item = strtok(nullptr, ",")) {
+        if (count == max_columns) elog(ERROR, "sessrev: too many tracked columns");
+        out[count++] = attnum_of(item, desc, rel);
+    }
+    return count;
+}
+
+Columns columns_of(const Trigger *trigger, TupleDesc desc, Relation rel) {
+    if (trigger->tgnargs != 3)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("sessrev: user_table_changed() takes three arguments")));
+    Columns c;
+    c.id = attnum_of(trigger->tgargs[0], desc, rel);
+    c.credentials = parse_list(trigger->tgargs[1], desc, rel, c.credential);
+    c.privileges = parse_list(trigger->tgargs[2], desc, rel, c.privilege);
+    return c;
+}
+
+// The row's user id as text; nullptr when NULL, empty, or too long to have
+// sessions (create_session refuses such ids).
+char *user_id_of(HeapTuple row, TupleDesc desc, AttrNumber id) {
+    bool isnull;
+    const Datum value = heap_getattr(row, id, desc, &isnull);
+    if (isnull) return nullptr;
+    Oid output;
+    bool varlena;
+    getTypeOutputInfo(TupleDescAttr(desc, id - 1)->atttypid, &output, &varlena);
+    char *text = OidOutputFunctionCall(output, value);
+    const size_t length = strlen(text);
+    if (length == 0 || length > static_cast<size_t>(sessrev::arguments::max_user_id_bytes))
+        return nullptr;
+    return text;
+}
+
+// Whether the column holds the same bytes in both rows. Two values that a
+// type's own equality would call equal may differ here: that revokes, which
+// is the safe side.
+bool same(HeapTuple a, HeapTuple b, TupleDesc desc, AttrNumber attnum) {
+    bool a_null, b_null;
+    const Datum x = heap_getattr(a, attnum, desc, &a_null);
+    const Datum y = heap_getattr(b, attnum, desc, &b_null);
+    if (a_null || b_null) return a_null == b_null;
+    const Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+    return datum_image_eq(x, y, att->attbyval, att->attlen);
+}
+
+bool any_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const AttrNumber *attnums, int n) {
+    for (int i = 0; i < n; i++)
+        if (!same(a, b, desc, attnums[i])) return true;
+    return false;
+}
+
+// Calls sessrev.revoke_user_sessions(user_id, reason, revoked_by, exclude):
+// through fmgr, which applies its SECURITY DEFINER and pinned search_path.
+void revoke_user(const char *user_id, const char *reason, const char *actor,
+                 const pg_uuid_t *exclude) {
+    Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID};
+    List *name = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("revoke_user_sessions")));
+    const Oid function = LookupFuncName(name, 4, types, false);
+    FmgrInfo flinfo;
+    fmgr_info(function, &flinfo);
+    LOCAL_FCINFO(call, 4);
+    InitFunctionCallInfoData(*call, &flinfo, 4, InvalidOid, nullptr, nullptr);
+    call->args[0] = {CStringGetTextDatum(user_id), false};
+    call->args[1] = {CStringGetTextDatum(reason), false};
+    call->args[2] = {actor != nullptr ? CStringGetTextDatum(actor) : Datum(0), actor == nullptr};
+    call->args[3] = {UUIDPGetDatum(const_cast<pg_uuid_t *>(exclude)), exclude == nullptr};
+    FunctionCallInvoke(call);
+}
+
+// TRUNCATE: every user of the table goes. BEFORE TRUNCATE still sees the rows.
+void revoke_every_user(Relation rel, AttrNumber id) {
+    TupleDesc desc = RelationGetDescr(rel);
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
+    HeapTuple row;
+    while ((row = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        if (char *user = user_id_of(row, desc, id)) revoke_user(user, "User deleted", nullptr, nullptr);
+    }
+    table_endscan(scan);
+}
+
+}  // namespace
+
+// user_table_changed(): AFTER UPDATE OF <tracked columns> OR DELETE (per row)
+// and BEFORE TRUNCATE trigger; arguments: the id column's number and the
+// credential and privilege columns' numbers ('{2,5}').
+SESSREV_FUNCTION(user_table_changed) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        throw sessrev::SqlError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                                "user_table_changed() must be called as a trigger");
+    TriggerData *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    Relation rel = trigger->tg_relation;
+    TupleDesc desc = RelationGetDescr(rel);
+    const Columns c = columns_of(trigger->tg_trigger, desc, rel);
+    const TriggerEvent event = trigger->tg_event;
+    if (TRIGGER_FIRED_BY_TRUNCATE(event)) {
+        revoke_every_user(rel, c.id);
+        return PointerGetDatum(nullptr);
+    }
+    if (!TRIGGER_FIRED_FOR_ROW(event)) return PointerGetDatum(nullptr);
+    HeapTuple old_row = trigger->tg_trigtuple;
+    char *user = user_id_of(old_row, desc, c.id);
+    if (user == nullptr) return PointerGetDatum(nullptr);
+    if (TRIGGER_FIRED_BY_DELETE(event)) {
+        revoke_user(user, "User deleted", nullptr, nullptr);
+        return PointerGetDatum(nullptr);
+    }
+    HeapTuple new_row = trigger->tg_newtuple;
+    // Another user may register the old id: its sessions must not pass to them.
+    if (!same(old_row, new_row, desc, c.id)) {
+        revoke_user(user, "User id changed", nullptr, nullptr);
+    } else if (any_changed(old_row, new_row, desc, c.privilege, c.privileges)) {
+        revoke_user(user, "Privileges changed", nullptr, nullptr);
+    } else if (any_changed(old_row, new_row, desc, c.credential, c.credentials)) {
+        namespace cs = sessrev::current_session;
+        // The user changed their own credentials: keep the session they did it from.
+        if (cs::user_id() != nullptr && strcmp(cs::user_id(), user) == 0)
+            revoke_user(user, "Credentials changed", user, cs::session_id());
+        else
+            revoke_user(user, "Credentials reset", nullptr, nullptr);
+    }
+    return PointerGetDatum(nullptr);
+}
