@@ -72,8 +72,16 @@ ErrorData *catch_pg_error(F &f) {
     PG_CATCH();
     {
         MemoryContextSwitchTo(caller_context);
-        edata = CopyErrorData();
+        // Copying may itself fail (out of memory): that error must not
+        // longjmp over the C++ frames above either.
+        PG_TRY();
+        { edata = CopyErrorData(); }
+        PG_CATCH();
+        { edata = nullptr; }
+        PG_END_TRY();
+        MemoryContextSwitchTo(caller_context);
         FlushErrorState();
+        if (edata == nullptr) cpp_exception = std::make_exception_ptr(std::bad_alloc());
     }
     PG_END_TRY();
     if (cpp_exception) std::rethrow_exception(cpp_exception);
@@ -95,16 +103,18 @@ auto pg_call(F &&f) -> decltype(f()) {
     }
 }
 
-// Calls body; any C++ exception becomes an ereport(ERROR) raised only once the
-// catch block is over (a longjmp out of a catch block would corrupt the C++
-// runtime's record of exceptions in flight).
-template <Datum (*Body)(FunctionCallInfo)>
-Datum guarded(FunctionCallInfo fcinfo, const char *function_name) {
+// Calls body, a C entry point's C++ part (an SQL function, the worker's main);
+// any C++ exception becomes an ereport(ERROR) raised only once the catch block
+// is over (a longjmp out of a catch block would corrupt the C++ runtime's
+// record of exceptions in flight).
+template <typename Body>
+void guarded_entry(const char *function_name, Body &&body) {
     ErrorData *pg_error = nullptr;
     int sqlstate = ERRCODE_INTERNAL_ERROR;
     char message[512] = {0};
     try {
-        return Body(fcinfo);
+        body();
+        return;
     } catch (const PgError &e) {
         pg_error = e.edata();
     } catch (const SqlError &e) {
@@ -121,6 +131,13 @@ Datum guarded(FunctionCallInfo fcinfo, const char *function_name) {
     if (pg_error != nullptr) ReThrowError(pg_error);
     ereport(ERROR, (errcode(sqlstate), errmsg("%s", message)));
     pg_unreachable();
+}
+
+template <Datum (*Body)(FunctionCallInfo)>
+Datum guarded(FunctionCallInfo fcinfo, const char *function_name) {
+    Datum result = 0;
+    guarded_entry(function_name, [&] { result = Body(fcinfo); });
+    return result;
 }
 
 }  // namespace sessrev

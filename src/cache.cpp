@@ -10,6 +10,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "common/hashfn.h"
 }
 
@@ -20,9 +21,10 @@ namespace {
 
 constexpr int ways = 4;          // entries per set: one set is 128 bytes, two adjacent lines
 constexpr int partitions = 128;  // LWLocks
-// Epochs: an invalidation kills about entries/buckets entries besides its own
-// (they refill on their next check); 64 KiB of epochs stay in the CPU's cache.
-constexpr uint32 buckets = 16384;
+// Epochs (buckets, cache.hpp): an invalidation kills about entries/buckets
+// entries besides its own (they refill on their next check); 64 KiB of epochs
+// stay in the CPU's cache.
+constexpr int max_suspended = 64;
 constexpr const char *tranche = "sessrev_cache";
 
 // An entry holds a 128-bit fingerprint of its key instead of the key: the first
@@ -62,6 +64,11 @@ struct alignas(128) Shared {
     uint64 place_seed;
     Partition partition[partitions];
     pg_atomic_uint32 epoch[buckets];
+    // Databases whose triggers are disarmed; readers look only at the count
+    // unless it is non-zero.
+    pg_atomic_uint32 suspended_count;
+    slock_t suspended_mutex;
+    Oid suspended[max_suspended];
     // followed by `sets` Sets, 128-byte aligned
 };
 
@@ -235,6 +242,8 @@ static void startup(void) {
             !pg_strong_random(&shared->place_seed, sizeof shared->place_seed))
             ereport(FATAL, (errmsg("sessrev: could not generate the cache secret")));
         for (pg_atomic_uint32 &epoch : shared->epoch) pg_atomic_init_u32(&epoch, 0);
+        pg_atomic_init_u32(&shared->suspended_count, 0);
+        SpinLockInit(&shared->suspended_mutex);
         for (Partition &p : shared->partition) {
             pg_atomic_init_u32(&p.seq, 0);
             pg_atomic_init_u64(&p.hits, 0);
@@ -347,10 +356,52 @@ void fill(const Key &key, uint64 place, const Times &times, const FillTicket &t)
     LWLockRelease(lock_of(part));
 }
 
-void invalidate(const Key &key) {
-    const uint32 bucket = identity_of(key).bucket;
+uint32 bucket_of(const Key &key) { return identity_of(key).bucket; }
+
+void invalidate_bucket(uint32 bucket) {
     pg_atomic_fetch_add_u32(&shared->epoch[bucket], 1);
     pg_atomic_fetch_add_u64(&shared->partition[bucket % partitions].invalidations, 1);
+}
+
+void suspend(Oid database) {
+    SpinLockAcquire(&shared->suspended_mutex);
+    const uint32 count = pg_atomic_read_u32(&shared->suspended_count);
+    bool present = false;
+    for (uint32 i = 0; i < count; i++) present |= shared->suspended[i] == database;
+    if (!present && count < max_suspended) {
+        shared->suspended[count] = database;
+        pg_write_barrier();
+        pg_atomic_write_u32(&shared->suspended_count, count + 1);
+    }
+    SpinLockRelease(&shared->suspended_mutex);
+    if (!present && count == max_suspended)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("sessrev: too many databases with disabled sessrev triggers"),
+                        errhint("Re-enable them with ALTER TABLE ... ENABLE ALWAYS TRIGGER.")));
+    pg_memory_barrier();
+}
+
+void resume(Oid database) {
+    SpinLockAcquire(&shared->suspended_mutex);
+    const uint32 count = pg_atomic_read_u32(&shared->suspended_count);
+    for (uint32 i = 0; i < count; i++)
+        if (shared->suspended[i] == database) {
+            shared->suspended[i] = shared->suspended[count - 1];
+            pg_write_barrier();
+            pg_atomic_write_u32(&shared->suspended_count, count - 1);
+            break;
+        }
+    SpinLockRelease(&shared->suspended_mutex);
+}
+
+bool suspended(Oid database) {
+    if (pg_atomic_read_u32(&shared->suspended_count) == 0) return false;
+    SpinLockAcquire(&shared->suspended_mutex);
+    bool found = false;
+    for (uint32 i = 0; i < pg_atomic_read_u32(&shared->suspended_count); i++)
+        found |= shared->suspended[i] == database;
+    SpinLockRelease(&shared->suspended_mutex);
+    return found;
 }
 
 void flush() {

@@ -90,11 +90,21 @@ FillTicket ticket(const Key &key);
 bool may_fill();
 void fill(const Key &key, uint64 place, const Times &times, const FillTicket &ticket);
 
-// Kills key's entry, wherever it is (by bumping its bucket's epoch); called
-// after the changing transaction's commit is visible.
-void invalidate(const Key &key);
+// Epoch buckets: every key belongs to one. A transaction records the buckets
+// of what it changed (a fixed-size bitmap, however many rows it changed) and
+// kills their entries after its commit is visible by bumping their epochs.
+inline constexpr uint32 buckets = 16384;
+uint32 bucket_of(const Key &key);
+void invalidate_bucket(uint32 bucket);
 // Removes everything (TRUNCATE, bulk changes, cache_reset).
 void flush();
+
+// A database whose triggers were disarmed (trigger_arming.hpp): the cache
+// serves nothing there until resume(). Raises an error when too many
+// databases are suspended at once.
+void suspend(Oid database);
+void resume(Oid database);
+bool suspended(Oid database);
 
 Stats stats();
 void reset_stats();

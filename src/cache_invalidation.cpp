@@ -23,18 +23,18 @@ extern "C" {
 namespace sessrev::invalidation {
 namespace {
 
-// Up to this many cache keys are invalidated one by one; beyond it (a bulk
-// revocation) the whole cache is flushed instead, so memory stays fixed.
-constexpr int max_pending = 2048;
-
-cache::Key pending[max_pending];
-int pending_count = 0;
+// The epoch buckets of what this transaction changed: fixed memory however
+// many rows it changes, and never a flush of the whole cache.
+constexpr uint32 bucket_words = cache::buckets / 64;
+uint64 pending[bucket_words];
+bool any_pending = false;
 bool flush_at_commit = false;
 bool global_cutoff_changed = false;
 bool pending_changes = false;
 
 void forget() {
-    pending_count = 0;
+    if (any_pending) memset(pending, 0, sizeof pending);
+    any_pending = false;
     flush_at_commit = false;
     global_cutoff_changed = false;
     pending_changes = false;
@@ -46,7 +46,10 @@ void apply() {
         cache::flush();
         return;
     }
-    for (int i = 0; i < pending_count; i++) cache::invalidate(pending[i]);
+    if (!any_pending) return;
+    for (uint32 w = 0; w < bucket_words; w++)
+        for (uint64 bits = pending[w]; bits != 0; bits &= bits - 1)
+            cache::invalidate_bucket(w * 64 + static_cast<uint32>(__builtin_ctzll(bits)));
 }
 
 void on_transaction_end(XactEvent event, void *) {
@@ -112,12 +115,9 @@ bool was_dead(HeapTuple old_row, TupleDesc desc, const lookup::Layout &l) {
 }
 
 void record(const cache::Key &key) {
-    if (flush_at_commit) return;
-    if (pending_count == max_pending) {
-        flush_at_commit = true;
-        return;
-    }
-    pending[pending_count++] = key;
+    const uint32 bucket = cache::bucket_of(key);
+    pending[bucket / 64] |= UINT64CONST(1) << (bucket % 64);
+    any_pending = true;
 }
 
 void record_session(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {

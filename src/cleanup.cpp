@@ -3,7 +3,10 @@
 #include "settings.hpp"
 
 extern "C" {
+#include "catalog/pg_extension_d.h"
 #include "catalog/pg_type_d.h"
+#include "commands/extension.h"
+#include "storage/lock.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -37,13 +40,16 @@ Source source_of(Target target) {
 // The batch query deletes up to $3 rows older than the cut-off $1, walking the
 // index from $2 onwards (keyset order, so a batch never re-reads what earlier
 // batches deleted), and returns how many it deleted and where to resume.
+// Every operator is qualified: the worker may run under a search_path that the
+// database owner chose (it pins its own, too).
 constexpr const char *batch_template = R"SQL(
 WITH victims AS (
     SELECT %2$s, %3$s FROM sessrev.%1$s
-     WHERE %4$s AND %3$s < $1 AND %3$s >= $2
+     WHERE %4$s AND %3$s OPERATOR(pg_catalog.<) $1 AND %3$s OPERATOR(pg_catalog.>=) $2
      ORDER BY %3$s LIMIT $3
 ), gone AS (
-    DELETE FROM sessrev.%1$s t USING victims v WHERE t.%2$s = v.%2$s RETURNING t.%3$s
+    DELETE FROM sessrev.%1$s t USING victims v
+     WHERE t.%2$s OPERATOR(pg_catalog.=) v.%2$s RETURNING t.%3$s
 )
 SELECT pg_catalog.count(*), pg_catalog.max(%3$s) FROM gone
 )SQL";
@@ -129,14 +135,27 @@ int64 Walk::next_batch() {
     return deleted;
 }
 
-bool try_lock_for_transaction() {
-    Oid types[1] = {INT8OID};
-    Datum values[1] = {Int64GetDatum(advisory_lock_key)};
-    int rc = SPI_execute_with_args("SELECT pg_catalog.pg_try_advisory_xact_lock($1)", 1, types,
-                                   values, nullptr, false, 1);
-    if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "sessrev: advisory lock failed");
-    bool isnull;
-    return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+namespace {
+
+constexpr uint16 cleanup_lock_subid = 0x7373;  // "ss"
+
+LOCKTAG cleanup_lock_tag() {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, MyDatabaseId, ExtensionRelationId, get_extension_oid("sessrev", false),
+                       cleanup_lock_subid);
+    return tag;
+}
+
+}  // namespace
+
+bool try_lock(bool session_level) {
+    const LOCKTAG tag = cleanup_lock_tag();
+    return LockAcquire(&tag, ExclusiveLock, session_level, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void unlock_session_level() {
+    const LOCKTAG tag = cleanup_lock_tag();
+    LockRelease(&tag, ExclusiveLock, true);
 }
 
 void write_audit(const Counts &counts, const char *actor) {

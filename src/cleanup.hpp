@@ -12,8 +12,6 @@ extern "C" {
 
 namespace sessrev::cleanup {
 
-// Manual cleanups and the worker share this advisory lock, so two never overlap.
-inline constexpr int64 advisory_lock_key = 0x73657373726576;  // "sessrev"
 
 enum class Target { expired_sessions, revoked_sessions, retired_tokens, expired_jwts, old_audit_rows };
 inline constexpr Target targets[] = {Target::expired_sessions, Target::revoked_sessions,
@@ -51,15 +49,19 @@ public:
     bool done() const { return done_; }
 
 private:
-    char sql_[512];
+    char sql_[1024];
     TimestampTz cutoff_;
     Datum resume_;
     bool done_ = false;
 };
 
-// Takes the cleanup advisory lock for the current transaction; false if a
-// cleanup holds it already.
-bool try_lock_for_transaction();
+// Manual cleanups and the worker share one lock, so two never overlap. It is a
+// lock on the extension object under a sub-id of sessrev's own, which no SQL
+// command takes: unlike an advisory lock, no other role can hold it to stop
+// cleanup. False if a cleanup holds it already. The session-level lock lasts
+// across the worker's per-batch transactions until unlock_session_level().
+bool try_lock(bool session_level);
+void unlock_session_level();
 
 // Writes the CLEANUP audit row. SPI must be connected.
 void write_audit(const Counts &counts, const char *actor);

@@ -18,7 +18,7 @@ SESSREV_FUNCTION(cleanup_expired_sessions) {
     Datum revoked_retention =
         sessrev::arguments::non_negative_interval(fcinfo, 1, "revoked_retention");
     SPI_connect();
-    if (!cleanup::try_lock_for_transaction()) {
+    if (!cleanup::try_lock(false)) {
         ereport(NOTICE, (errmsg("sessrev: another cleanup is running; nothing done")));
         SPI_finish();
         PG_RETURN_INT32(0);

@@ -9,6 +9,7 @@ extern "C" {
 #include "port/atomics.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -34,6 +35,7 @@ struct Shared {
     pg_atomic_uint32 owner;   // the database described; InvalidOid until the first build
     slock_t build_mutex;
     bool building;
+    int builder_pid;  // whose build it is: one killed mid-build is taken over
     slock_t global_mutex;
     Global global_state;
     TimestampTz global_not_before;
@@ -125,18 +127,28 @@ bool may_contain(Filter filter, const token::Hash &hash) {
 
 namespace {
 
+void finish_build() {
+    SpinLockAcquire(&shared->build_mutex);
+    shared->building = false;
+    shared->builder_pid = 0;
+    SpinLockRelease(&shared->build_mutex);
+}
+
 // Builds the filters for this database unless another database owns them, a
 // build is running, or (without force) they are built already.
 void build(bool force) {
     SpinLockAcquire(&shared->build_mutex);
     const Oid owner = pg_atomic_read_u32(&shared->owner);
     const bool built = pg_atomic_read_u64(&shared->filter_generation) % 2 == 0;
-    if (shared->building || (OidIsValid(owner) && owner != MyDatabaseId) ||
-        (built && !force)) {
+    // A builder that died (FATAL skips its cleanup) left building set.
+    const bool builder_alive = shared->building && shared->builder_pid != MyProcPid &&
+                               BackendPidGetProc(shared->builder_pid) != nullptr;
+    if (builder_alive || (OidIsValid(owner) && owner != MyDatabaseId) || (built && !force)) {
         SpinLockRelease(&shared->build_mutex);
         return;
     }
     shared->building = true;
+    shared->builder_pid = MyProcPid;
     pg_atomic_write_u32(&shared->owner, MyDatabaseId);
     if (built) pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: "maybe"
     SpinLockRelease(&shared->build_mutex);
@@ -144,9 +156,18 @@ void build(bool force) {
     PG_TRY();
     {
         const lookup::Layout l = lookup::layout();
-        // No insert may be in flight while the filters are filled from the tables.
-        LockRelationOid(l.jwt_denylist, ShareLock);
-        LockRelationOid(l.user_cutoffs, ShareLock);
+        // No insert may be in flight while the filters are filled from the
+        // tables; but a reader never waits for one: it answers from the tables
+        // and a later call builds.
+        if (!ConditionalLockRelationOid(l.jwt_denylist, ShareLock)) {
+            finish_build();
+            return;
+        }
+        if (!ConditionalLockRelationOid(l.user_cutoffs, ShareLock)) {
+            UnlockRelationOid(l.jwt_denylist, ShareLock);
+            finish_build();
+            return;
+        }
         const uint32 next = 1 - pg_atomic_read_u32(&shared->active);
         for (Filter f : {Filter::jti, Filter::user}) {
             pg_atomic_uint64 *w = words(next, f);
@@ -164,15 +185,11 @@ void build(bool force) {
     PG_CATCH();
     {
         // Still odd: readers keep reading the tables until a build succeeds.
-        SpinLockAcquire(&shared->build_mutex);
-        shared->building = false;
-        SpinLockRelease(&shared->build_mutex);
+        finish_build();
         PG_RE_THROW();
     }
     PG_END_TRY();
-    SpinLockAcquire(&shared->build_mutex);
-    shared->building = false;
-    SpinLockRelease(&shared->build_mutex);
+    finish_build();
 }
 
 }  // namespace
@@ -185,6 +202,14 @@ bool serves_this_database() {
 }
 
 void rebuild() { build(true); }
+
+void forget_build() {
+    SpinLockAcquire(&shared->build_mutex);
+    if (pg_atomic_read_u64(&shared->filter_generation) % 2 == 0)
+        pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: "maybe" until rebuilt
+    pg_atomic_write_u32(&shared->owner, InvalidOid);
+    SpinLockRelease(&shared->build_mutex);
+}
 
 Global global_cutoff(TimestampTz *not_before) {
     SpinLockAcquire(&shared->global_mutex);

@@ -42,6 +42,9 @@ bool may_contain(Filter filter, const token::Hash &hash);
 // Rebuilds the filters from this database's tables (dropping bits of deleted
 // rows) if this database owns them; one build at a time.
 void rebuild();
+// Drops the filters: rows may have changed unseen (trigger_arming.hpp); the
+// next reader of any database builds them anew.
+void forget_build();
 
 enum class Global { unknown, none, set };
 Global global_cutoff(TimestampTz *not_before);

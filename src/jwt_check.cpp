@@ -7,6 +7,7 @@
 #include "jwt_lookup.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
+#include "trigger_arming.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -30,7 +31,8 @@ constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
 // tables itself, or the filters describe another database.
 bool cache_usable() {
     return jwt_cache::enabled() && !RecoveryInProgress() &&
-           !sessrev::invalidation::pending_in_transaction() && jwt_cache::serves_this_database();
+           !sessrev::invalidation::pending_in_transaction() &&
+           sessrev::arming::cache_may_serve() && jwt_cache::serves_this_database();
 }
 
 sessrev::token::Hash hash_text(Datum value) {

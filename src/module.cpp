@@ -15,6 +15,7 @@ void _PG_init(void);
 #include "current_session.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
+#include "trigger_arming.hpp"
 #include "worker.hpp"
 
 namespace {
@@ -34,11 +35,13 @@ extern "C" void _PG_init(void) {
     sessrev::lookup::register_callbacks();
     sessrev::invalidation::register_callbacks();
     sessrev::current_session::register_callbacks();
+    sessrev::arming::register_callbacks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;
     shmem_request_hook = request_shmem;
     sessrev::cache::startup_shmem();
     sessrev::worker::startup_shmem();
-    sessrev::worker::register_worker();
+    // pg_upgrade's server must run nothing of its own.
+    if (!IsBinaryUpgrade) sessrev::worker::register_worker();
 }

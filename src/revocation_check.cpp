@@ -5,6 +5,7 @@
 #include "cache_invalidation.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
+#include "trigger_arming.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -23,7 +24,8 @@ using sessrev::cache::Kind;
 // transaction has uncommitted changes to sessions of its own.
 bool cache_usable() {
     return sessrev::cache::enabled() && !RecoveryInProgress() &&
-           !sessrev::invalidation::pending_in_transaction();
+           !sessrev::invalidation::pending_in_transaction() &&
+           sessrev::arming::cache_may_serve();
 }
 
 // True when the session found through index by value is live. place is where

@@ -1,6 +1,7 @@
 #include "session_lookup.hpp"
 
 #include "settings.hpp"
+#include "trigger_arming.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -22,12 +23,21 @@ namespace sessrev::lookup {
 namespace {
 
 Layout cached_layout;
+// The tables of the last layout computed, kept when cached_layout is reset.
+Layout known;
+uint64 invalidations = 0;
 
+bool is_table_of(const Layout &l, Oid relid) {
+    return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
+           relid == l.global_cutoff;
+}
+
+// A change to a table's triggers also arrives here: the layout is read anew.
 void forget_layout(Datum, Oid relid) {
-    const Layout &l = cached_layout;
-    if (relid == InvalidOid || relid == l.sessions || relid == l.jwt_denylist ||
-        relid == l.user_cutoffs || relid == l.global_cutoff)
+    if (relid == InvalidOid || is_table_of(cached_layout, relid)) {
         cached_layout = Layout{};
+        invalidations++;
+    }
 }
 
 Oid relation_in_schema(Oid schema, const char *name) {
@@ -43,8 +53,13 @@ Oid relation_in_schema(Oid schema, const char *name) {
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
 
-Layout layout() {
-    if (OidIsValid(cached_layout.sessions)) return cached_layout;
+bool may_be_sessrev_table(Oid relid) {
+    return relid == InvalidOid || !OidIsValid(known.sessions) || is_table_of(known, relid);
+}
+
+namespace {
+
+Layout read_layout() {
     Oid schema = get_namespace_oid("sessrev", true);
     if (!OidIsValid(schema))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema sessrev does not exist"),
@@ -66,8 +81,24 @@ Layout layout() {
     fresh.global_cutoff_pkey = relation_in_schema(schema, "global_token_cutoff_pkey");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
-    cached_layout = fresh;
-    return cached_layout;
+    fresh.armed = arming::scan(fresh).armed;
+    return fresh;
+}
+
+}  // namespace
+
+Layout layout() {
+    if (OidIsValid(cached_layout.sessions)) return cached_layout;
+    // Reading the catalogs may process invalidations: read again if one came.
+    for (;;) {
+        const uint64 before = invalidations;
+        const Layout fresh = read_layout();
+        known = fresh;
+        if (invalidations == before) {
+            cached_layout = fresh;
+            return fresh;
+        }
+    }
 }
 
 bool times_are_live(const cache::Times &times) {

@@ -34,6 +34,8 @@ struct Layout {
     Oid global_cutoff_pkey = InvalidOid;
     AttrNumber user_not_before = InvalidAttrNumber;
     AttrNumber global_not_before = InvalidAttrNumber;
+    // Every trigger the cache relies on is enabled ALWAYS (trigger_arming.hpp).
+    bool armed = false;
 };
 
 // The layout, by value: opening a relation can run invalidation callbacks that
@@ -41,6 +43,9 @@ struct Layout {
 Layout layout();
 
 void register_callbacks();
+
+// False only for a relation known not to be one of sessrev's tables.
+bool may_be_sessrev_table(Oid relid);
 
 // Reads the row of relid whose unique index indexid holds key (compared with
 // equal), as a fresh snapshot sees it: the latest committed state plus this

@@ -14,6 +14,7 @@ namespace sessrev::settings {
 namespace {
 constexpr int minute = 60;
 constexpr int day = 24 * 60 * minute;
+constexpr int max_cache_size = 64 * 1024 * 1024;
 }  // namespace
 
 int session_ttl = 7 * day;
@@ -71,8 +72,14 @@ void define_settings() {
     if (process_shared_preload_libraries_in_progress) {
         DefineCustomIntVariable("sessrev.cache_size",
                                 "Entries in the shared-memory cache of live sessions; 0 disables it.",
-                                "32 bytes per entry.", &cache_size, 1024 * 1024, 0, 64 * 1024 * 1024,
+                                "32 bytes per entry.", &cache_size, 1024 * 1024, INT_MIN, INT_MAX,
                                 PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        // Checked here rather than by the GUC's bounds, which only warn and
+        // fall back to the default: a wrong size stops the server with a reason.
+        if (cache_size < 0 || cache_size > max_cache_size)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("sessrev.cache_size must be between 0 and %d, got %d",
+                                   max_cache_size, cache_size)));
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

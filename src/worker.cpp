@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include "boundary.hpp"
 #include "cleanup.hpp"
 #include "settings.hpp"
 
@@ -21,6 +22,7 @@ extern "C" {
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -39,6 +41,8 @@ struct Shared {
     slock_t mutex;
     int pid;
     Latch *latch;
+    Oid database;         // the database it cleans, once connected
+    int failed_connects;  // consecutive starts that could not connect
     bool run_requested;
     TimestampTz last_run_at;
     int64 last_deleted;
@@ -65,6 +69,7 @@ void startup() {
 void forget_worker(int, Datum) {
     SpinLockAcquire(&shared->mutex);
     shared->pid = 0;
+    shared->database = InvalidOid;
     shared->latch = nullptr;
     SpinLockRelease(&shared->mutex);
 }
@@ -110,17 +115,6 @@ void in_transaction(const char *activity, Body body) {
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-bool lock_session_level(bool lock) {
-    Oid types[1] = {INT8OID};
-    Datum values[1] = {Int64GetDatum(cleanup::advisory_lock_key)};
-    const char *query = lock ? "SELECT pg_catalog.pg_try_advisory_lock($1)"
-                             : "SELECT pg_catalog.pg_advisory_unlock($1)";
-    if (SPI_execute_with_args(query, 1, types, values, nullptr, false, 1) != SPI_OK_SELECT)
-        elog(ERROR, "sessrev: advisory lock query failed");
-    bool isnull;
-    return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
 // One cleanup: every target, one transaction per batch, under the advisory
 // lock that manual cleanups also take. Returns sessions deleted, or -1 when the
 // extension is missing or another cleanup holds the lock.
@@ -131,7 +125,7 @@ int64 run_cleanup(bool *reported_missing) {
     in_transaction("sessrev: checking for the extension", [&] {
         installed = OidIsValid(get_extension_oid("sessrev", true));
         if (!installed) return;
-        locked = lock_session_level(true);
+        locked = cleanup::try_lock(true);
         Datum week = DirectFunctionCall3(interval_in, CStringGetDatum("7 days"),
                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
         Datum month = DirectFunctionCall3(interval_in, CStringGetDatum("30 days"),
@@ -147,7 +141,10 @@ int64 run_cleanup(bool *reported_missing) {
         return -1;
     }
     *reported_missing = false;
-    if (!locked) return -1;
+    if (!locked) {
+        record_error("skipped: another cleanup (cleanup_expired_sessions) held the cleanup lock");
+        return -1;
+    }
 
     cleanup::Counts counts;
     for (cleanup::Target target : cleanup::targets) {
@@ -157,7 +154,7 @@ int64 run_cleanup(bool *reported_missing) {
     }
     in_transaction("sessrev: cleanup done", [&] {
         cleanup::write_audit(counts, worker_name);
-        lock_session_level(false);
+        cleanup::unlock_session_level();
     });
     return counts.sessions() + counts.jwts;
 }
@@ -203,7 +200,8 @@ Status status() {
 bool wake() {
     if (shared == nullptr) return false;
     SpinLockAcquire(&shared->mutex);
-    Latch *latch = shared->latch;
+    // The worker cleans its own database; elsewhere the caller cleans itself.
+    Latch *latch = shared->database == MyDatabaseId ? shared->latch : nullptr;
     if (latch != nullptr) shared->run_requested = true;
     SpinLockRelease(&shared->mutex);
     if (latch == nullptr) return false;
@@ -213,21 +211,43 @@ bool wake() {
 
 }  // namespace sessrev::worker
 
-using namespace sessrev::worker;
+namespace sessrev::worker {
+namespace {
 
-extern "C" void sessrev_worker_main(Datum) {
-    pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
-    BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnection(sessrev::settings::database, nullptr, 0);
-    pgstat_report_appname(worker_name);
-
+// A start that cannot connect (sessrev.database missing) ends in FATAL, and
+// the postmaster starts the worker again 5 s later: wait longer before each
+// new attempt, so that it costs a log line every few minutes, and say why in
+// worker_status() meanwhile.
+void connect() {
     SpinLockAcquire(&shared->mutex);
+    const int failed = shared->failed_connects++;
+    snprintf(shared->last_error, sizeof shared->last_error,
+             "could not connect to database \"%s\" (sessrev.database); does it exist?",
+             settings::database);
+    SpinLockRelease(&shared->mutex);
+    if (failed > 0) {
+        const long wait_ms = Min(60000L * failed, 600000L);
+        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+    BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
+    // The database owner may have set a search_path for it (ALTER DATABASE
+    // ... SET): the worker, a superuser, resolves nothing through one.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    pgstat_report_appname(worker_name);
+    SpinLockAcquire(&shared->mutex);
+    shared->failed_connects = 0;
+    shared->last_error[0] = '\0';
+    shared->database = MyDatabaseId;
     shared->pid = MyProcPid;
     shared->latch = MyLatch;
     SpinLockRelease(&shared->mutex);
     before_shmem_exit(forget_worker, 0);
+}
 
+void run() {
+    connect();
     MemoryContext run_context =
         AllocSetContextCreate(TopMemoryContext, "sessrev cleanup", ALLOCSET_DEFAULT_SIZES);
     bool reported_missing = false;
@@ -277,4 +297,14 @@ extern "C" void sessrev_worker_main(Datum) {
         MemoryContextSwitchTo(caller);
         MemoryContextReset(run_context);
     }
+}
+
+}  // namespace
+}  // namespace sessrev::worker
+
+extern "C" void sessrev_worker_main(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    sessrev::guarded_entry("sessrev_worker_main", sessrev::worker::run);
 }

@@ -1,0 +1,131 @@
+#include "trigger_arming.hpp"
+
+#include "cache.hpp"
+#include "jwt_cache.hpp"
+#include "session_lookup.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
+}
+
+namespace sessrev::arming {
+namespace {
+
+struct Watched {
+    Oid relation;
+    const char *trigger;
+};
+
+// Set when a relcache invalidation of one of sessrev's tables reaches this
+// backend; a transaction of its own that wrote checks pg_trigger before commit.
+bool maybe_changed = false;
+bool flush_at_commit = false;
+bool resume_at_commit = false;
+
+bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *state) {
+    ScanKeyData keys[2];
+    NameData tgname;
+    namestrcpy(&tgname, name);
+    ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(relation));
+    ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+                NameGetDatum(&tgname));
+    SysScanDesc scan = systable_beginscan(pg_trigger, TriggerRelidNameIndexId, true, nullptr, 2, keys);
+    HeapTuple tuple = systable_getnext(scan);
+    bool armed = false;
+    if (HeapTupleIsValid(tuple)) {
+        armed = reinterpret_cast<Form_pg_trigger>(GETSTRUCT(tuple))->tgenabled == TRIGGER_FIRES_ALWAYS;
+        if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)))
+            state->changed_here = true;
+    }
+    systable_endscan(scan);
+    return armed;
+}
+
+void on_relcache_invalidation(Datum, Oid relid) {
+    if (lookup::may_be_sessrev_table(relid)) maybe_changed = true;
+}
+
+void on_transaction_end(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PARALLEL_PRE_COMMIT:
+            if (!maybe_changed || !cache::enabled() ||
+                !TransactionIdIsValid(GetTopTransactionIdIfAny()))
+                break;
+            maybe_changed = false;
+            if (!OidIsValid(get_extension_oid("sessrev", true))) break;
+            {
+                const State state = scan(lookup::layout());
+                if (!state.armed) {
+                    // Before the disarming commits: no reader can miss what
+                    // happens while the triggers are off.
+                    cache::suspend(MyDatabaseId);
+                    flush_at_commit = true;
+                } else if (state.changed_here || cache::suspended(MyDatabaseId)) {
+                    flush_at_commit = true;
+                    resume_at_commit = true;
+                }
+            }
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            if (flush_at_commit) {
+                cache::flush();
+                jwt_cache::forget_build();
+                jwt_cache::invalidate_global();
+                if (resume_at_commit) cache::resume(MyDatabaseId);
+            }
+            flush_at_commit = resume_at_commit = false;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            flush_at_commit = resume_at_commit = false;
+            break;
+        default:
+            break;
+    }
+}
+
+}  // namespace
+
+State scan(const lookup::Layout &l) {
+    const Watched watched[] = {
+        {l.sessions, "sessions_cache_invalidation"},
+        {l.sessions, "sessions_cache_flush"},
+        {l.jwt_denylist, "jwt_denylist_cache"},
+        {l.jwt_denylist, "jwt_denylist_cache_truncate"},
+        {l.user_cutoffs, "user_token_cutoffs_cache"},
+        {l.user_cutoffs, "user_token_cutoffs_cache_truncate"},
+        {l.global_cutoff, "global_token_cutoff_cache"},
+        {l.global_cutoff, "global_token_cutoff_cache_truncate"},
+    };
+    State state{true, false};
+    Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
+    for (const Watched &w : watched)
+        if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;
+    table_close(pg_trigger, AccessShareLock);
+    return state;
+}
+
+void register_callbacks() {
+    CacheRegisterRelcacheCallback(on_relcache_invalidation, 0);
+    RegisterXactCallback(on_transaction_end, nullptr);
+}
+
+bool cache_may_serve() { return lookup::layout().armed && !cache::suspended(MyDatabaseId); }
+
+}  // namespace sessrev::arming
