@@ -64,12 +64,15 @@ COMMENT ON VIEW sessrev.active_sessions IS
 -- One revoke-and-audit path (C++), in one lock order
 --------------------------------------------------------------------------------
 
+-- COST: each runs a query, and the planner must evaluate the caller's cheap
+-- conditions first (WHERE i % 3 = 0 AND sessrev.revoke_session(id)).
+
 CREATE OR REPLACE FUNCTION sessrev.revoke_session(
     session_id uuid,
     reason     text DEFAULT 'User logout',
     revoked_by text DEFAULT NULL)
 RETURNS boolean
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE SECURITY DEFINER COST 1000
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'revoke_session';
 COMMENT ON FUNCTION sessrev.revoke_session(uuid, text, text) IS
@@ -81,7 +84,7 @@ CREATE OR REPLACE FUNCTION sessrev.revoke_user_sessions(
     revoked_by         text DEFAULT NULL,
     exclude_session_id uuid DEFAULT NULL)
 RETURNS integer
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE SECURITY DEFINER COST 1000
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'revoke_user_sessions';
 
@@ -89,7 +92,7 @@ CREATE OR REPLACE FUNCTION sessrev.revoke_all_sessions(
     reason     text DEFAULT 'Emergency revocation',
     revoked_by text DEFAULT NULL)
 RETURNS integer
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c VOLATILE SECURITY DEFINER COST 1000
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'revoke_all_sessions';
 

@@ -1,6 +1,6 @@
 -- The extension's objects: tables, columns, constraints, indexes, functions, comments.
 BEGIN;
-SELECT plan(51);
+SELECT plan(54);
 
 SELECT has_schema('sessrev');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'sessrev'), false,
@@ -86,6 +86,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'current_session_id()',
                 'current_user_id()',
                 'device_from_user_agent(user_agent text)',
+                'forget_current_session()',
                 'generate_token(nbytes integer)',
                 'hash_token(token text)',
                 'is_jwt_revoked(jti text, user_id text, issued_at timestamp with time zone)',
@@ -93,8 +94,12 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'is_revoked(token text)',
                 'jwt_tables_changed()',
                 'remember_current_session(session_id uuid, user_id text)',
+                'revoke_all_sessions(reason text, revoked_by text)',
+                'revoke_session(session_id uuid, reason text, revoked_by text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
+                'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
                 'sessions_changed()',
+                'user_table_changed()',
                 'wake_cleanup_worker()',
                 'worker_status()'],
           'the C++ functions are the ones the contract names');
@@ -120,6 +125,25 @@ SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute a
                    AND a.attnum > 0 AND NOT a.attisdropped
                    AND col_description(a.attrelid, a.attnum) IS NULL ORDER BY 1),
           '{}'::text[], 'every column has a comment');
+
+
+-- The SECURITY DEFINER surface: pinned search_path, plain scalar arguments,
+-- and no trigger (triggers see rows that other roles control).
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+                 WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef
+                   AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)
+                 ORDER BY 1),
+          '{}'::text[], 'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');
+SELECT is(ARRAY(SELECT DISTINCT p.oid::regprocedure::text
+                  FROM pg_proc p, unnest(p.proargtypes::oid[]) a(t) JOIN pg_type ty ON ty.oid = a.t
+                 WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef
+                   AND NOT (ty.typtype = 'b' AND ty.typcategory <> 'A' AND ty.oid < 16384)
+                 ORDER BY 1),
+          '{}'::text[], 'SECURITY DEFINER functions take only built-in scalar arguments');
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+                 WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef
+                   AND p.prorettype = 'trigger'::regtype ORDER BY 1),
+          '{}'::text[], 'no trigger function is SECURITY DEFINER');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -69,19 +69,34 @@ $start = time;
 $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM sessrev.sessions}) or die;
 cmp_ok(time - $start, '<=', 3, 'after reload to 1s rows go within two seconds');
 
-# The worker and a manual cleanup never run at once.
+# The worker and a manual cleanup never run at once: a manual cleanup holds the
+# cleanup lock until its transaction ends.
 my $holder = $node->background_psql('postgres');
-$holder->query_safe('SELECT pg_advisory_lock(x\'73657373726576\'::bigint)');
+$holder->query_safe('BEGIN');
+$holder->query_safe('SELECT sessrev.cleanup_expired_sessions()');
 sql(sprintf($expired_rows, 20));
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT sessrev.cleanup_expired_sessions()');
 is($out, '0', 'a manual cleanup while another holds the lock deletes nothing');
 like($err, qr/another cleanup is running/, 'and says why');
 sleep 3;
 is(sql('SELECT count(*) FROM sessrev.sessions'), '20', 'the worker skips its run while the lock is held');
-$holder->query_safe('SELECT pg_advisory_unlock_all()');
+like(sql('SELECT last_error FROM sessrev.worker_status()'), qr/another cleanup .* held the cleanup lock/,
+	'worker_status says why the worker skipped');
+$holder->query_safe('COMMIT');
 $holder->quit;
 $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM sessrev.sessions}) or die;
 pass('the worker resumes once the lock is free');
+
+# No role can stop cleanup by holding the advisory lock 1.0 used.
+sql('CREATE ROLE squatter LOGIN');
+my $squatter = $node->background_psql('postgres', extra_params => ['-U', 'squatter']);
+$squatter->query_safe(q{SELECT pg_advisory_lock(x'73657373726576'::bigint)});
+sql(sprintf($expired_rows, 20));
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM sessrev.sessions}) or die;
+pass('an ordinary role holding the 1.0 advisory lock does not stop the worker');
+sql(sprintf($expired_rows, 5));
+is(sql('SELECT sessrev.cleanup_expired_sessions()'), '5', 'nor a manual cleanup');
+$squatter->quit;
 
 # pg_terminate_backend: the postmaster starts a new worker.
 my $old_pid = sql('SELECT pid FROM sessrev.worker_status()');
