@@ -97,6 +97,38 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'revoke_all_sessions';
 
 --------------------------------------------------------------------------------
+-- The cache's triggers: re-arming them after a restore
+--------------------------------------------------------------------------------
+
+-- pg_restore --disable-triggers ends with ENABLE TRIGGER ALL, which leaves
+-- sessrev's triggers ordinary ones (silent under session_replication_role =
+-- replica): the cache then stops serving the database until they are ALWAYS
+-- again (see SECURITY.md).
+CREATE FUNCTION sessrev.arm_triggers() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    ALTER TABLE sessrev.sessions ENABLE ALWAYS TRIGGER sessions_cache_invalidation,
+                                 ENABLE ALWAYS TRIGGER sessions_cache_flush;
+    ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache,
+                                     ENABLE ALWAYS TRIGGER jwt_denylist_cache_truncate;
+    ALTER TABLE sessrev.user_token_cutoffs ENABLE ALWAYS TRIGGER user_token_cutoffs_cache,
+                                           ENABLE ALWAYS TRIGGER user_token_cutoffs_cache_truncate;
+    ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache,
+                                            ENABLE ALWAYS TRIGGER global_token_cutoff_cache_truncate;
+END
+$$;
+COMMENT ON FUNCTION sessrev.arm_triggers() IS
+    'Enables every trigger the cache relies on ALWAYS again (after pg_restore --disable-triggers); the cache is flushed and serves the database again at commit. Needs the tables'' owner.';
+
+CREATE FUNCTION sessrev.lock_user_sessions(user_id text) RETURNS void
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'lock_user_sessions';
+COMMENT ON FUNCTION sessrev.lock_user_sessions(text) IS
+    'Internal: takes the user''s revocation lock until the transaction ends (a lock no SQL role can take). Never grant it.';
+
+--------------------------------------------------------------------------------
 -- The current session
 --------------------------------------------------------------------------------
 
@@ -304,8 +336,10 @@ BEGIN
     END IF;
 
     IF v_limit > 0 THEN
-        -- Concurrent logins of one user count against the limit one at a time.
-        PERFORM pg_advisory_xact_lock(hashtextextended('sessrev.user:' || create_session.user_id, 0));
+        -- Concurrent logins of one user count against the limit one at a time,
+        -- under a lock that no role can hold to stop them (unlike 1.0's
+        -- advisory lock).
+        PERFORM sessrev.lock_user_sessions(create_session.user_id);
     END IF;
     v_device := coalesce(create_session.device_info,
                          sessrev.device_from_user_agent(create_session.user_agent));

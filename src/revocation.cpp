@@ -1,14 +1,28 @@
 #include "revocation.hpp"
 
+#include "arguments.hpp"
+#include "boundary.hpp"
+#include "session_lookup.hpp"
+
 extern "C" {
 #include "catalog/pg_type_d.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
 }
 
 #include <cstdio>
 
 namespace sessrev::revocation {
 namespace {
+
+// pg_advisory_lock() and its kin use the advisory lock spaces 1 and 2: a lock
+// in this one can be taken only by sessrev's C++ code, so no role can hold a
+// user's lock to stop their logins or revocations.
+constexpr uint16 user_lock_space = 0x7373;
 
 // Locking the targets in id order first gives every revocation the same lock
 // order. Rows not live by the one rule stay as they are.
@@ -44,7 +58,22 @@ const char *filter_of(Scope scope) {
 
 }  // namespace
 
+void lock_user(Datum user_id) {
+    const text *id = DatumGetTextPP(user_id);
+    const uint64 h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(VARDATA_ANY(id)),
+                                         static_cast<int>(VARSIZE_ANY_EXHDR(id)), 0);
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(h >> 32), static_cast<uint32>(h),
+                         user_lock_space);
+    LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 int64 revoke(const Request &r) {
+    if (r.scope == Scope::user) lock_user(r.user_id);
+    // Waits for every transaction writing sessions to end, and holds off new
+    // ones: a transaction that revoked or created several sessions of its own
+    // cannot then wait for rows this one locked.
+    if (r.scope == Scope::all) LockRelationOid(lookup::layout().sessions, ShareRowExclusiveLock);
     char sql[2048];
     const int length = snprintf(sql, sizeof sql, revoke_template, filter_of(r.scope));
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql)
@@ -62,3 +91,10 @@ int64 revoke(const Request &r) {
 }
 
 }  // namespace sessrev::revocation
+
+// lock_user_sessions(user_id text) RETURNS void: create_session takes it so
+// that a user's logins count against the session limit one at a time.
+SESSREV_FUNCTION(lock_user_sessions) {
+    sessrev::revocation::lock_user(PointerGetDatum(sessrev::arguments::user_id(fcinfo, 0)));
+    PG_RETURN_VOID();
+}

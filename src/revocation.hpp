@@ -2,7 +2,10 @@
 // all) runs the same statement: it locks the target rows in id order, so that
 // concurrent revocations of any mix never deadlock, revokes those that are
 // live by the one rule (sessrev.session_is_live), and writes one
-// SESSION_REVOKED audit row per session it revoked.
+// SESSION_REVOKED audit row per session it revoked. A user's revocations first
+// take the user's lock; revoking all first waits out every other writer of
+// sessrev.sessions, so no mix of revocations, even several in one
+// transaction, can deadlock.
 #pragma once
 
 extern "C" {
@@ -23,6 +26,10 @@ struct Request {
     bool reason_null;
     Datum actor;       // text, never null
 };
+
+// Serialises the revocations and session limits of one user within the
+// database (a transaction lock no SQL role can take).
+void lock_user(Datum user_id);
 
 // Revokes what request names; returns the number of sessions revoked. SPI must
 // be connected, inside a function whose search_path is pinned.

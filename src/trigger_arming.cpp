@@ -11,6 +11,7 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_trigger.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
@@ -72,8 +73,16 @@ void on_transaction_end(XactEvent event, void *) {
                 if (!state.armed) {
                     // Before the disarming commits: no reader can miss what
                     // happens while the triggers are off.
+                    const bool already = cache::suspended(MyDatabaseId);
                     cache::suspend(MyDatabaseId);
                     flush_at_commit = true;
+                    if (!already)
+                        ereport(WARNING,
+                            (errmsg("sessrev: the cache no longer serves database \"%s\": "
+                                    "sessrev's triggers are not all enabled ALWAYS",
+                                    get_database_name(MyDatabaseId)),
+                             errdetail("Checks read the tables until the triggers are re-armed."),
+                             errhint("Run SELECT sessrev.arm_triggers(); as a superuser.")));
                 } else if (state.changed_here || cache::suspended(MyDatabaseId)) {
                     flush_at_commit = true;
                     resume_at_commit = true;

@@ -93,6 +93,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'is_revoked(session_id uuid)',
                 'is_revoked(token text)',
                 'jwt_tables_changed()',
+                'lock_user_sessions(user_id text)',
                 'remember_current_session(session_id uuid, user_id text)',
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
