@@ -419,7 +419,12 @@ BEGIN
     IF tbl IS NULL OR id_column IS NULL OR credential_columns IS NULL OR privilege_columns IS NULL THEN
         RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) = 'p' THEN
+        -- TRUNCATE of one partition would fire no trigger of the parent's.
+        RAISE EXCEPTION '% is partitioned: track a plain table', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) <> 'r' THEN
         RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
     END IF;
     FOREACH v_column IN ARRAY ARRAY[id_column] || credential_columns || privilege_columns LOOP
@@ -429,8 +434,8 @@ BEGIN
             RAISE EXCEPTION 'column "%" of % does not exist', v_column, tbl
                 USING ERRCODE = 'undefined_column';
         END IF;
-        IF NOT quote_ident(v_column) = ANY (v_watched) THEN
-            v_watched := v_watched || quote_ident(v_column);
+        IF NOT 'OLD.' || quote_ident(v_column) = ANY (v_watched) THEN
+            v_watched := v_watched || ('OLD.' || quote_ident(v_column));
         END IF;
     END LOOP;
     v_id := (SELECT attnum FROM pg_attribute WHERE attrelid = tbl AND attname = id_column);
@@ -441,13 +446,16 @@ BEGIN
       FROM unnest(privilege_columns) WITH ORDINALITY u(name, n)
       JOIN pg_attribute a ON a.attrelid = tbl AND a.attname = u.name;
     PERFORM sessrev.untrack_user_table(tbl);
-    -- Columns go by number, so a renamed column stays tracked; UPDATE OF makes
-    -- the trigger depend on each column, so dropping one is refused. ALWAYS:
-    -- changes applied by logical replication (session_replication_role =
-    -- replica) revoke too.
-    EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions AFTER UPDATE OF %s OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
-                   array_to_string(v_watched, ', '), tbl, v_id, v_creds, v_privs);
+    -- Columns go by number, so a renamed column stays tracked. The WHEN
+    -- clause, always true and free of the columns' own operators, makes the
+    -- trigger depend on each column, so dropping one is refused (UPDATE OF
+    -- would too, but would miss columns that a BEFORE trigger changes).
+    -- ALWAYS: changes applied by logical replication (session_replication_role
+    -- = replica) revoke too.
+    EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions AFTER UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW WHEN (pg_catalog.num_nulls(%s) OPERATOR(pg_catalog.>=) 0) '
+                   'EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
+                   tbl, array_to_string(v_watched, ', '), v_id, v_creds, v_privs);
     EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
                    tbl, v_id, v_creds, v_privs);
@@ -474,8 +482,8 @@ BEGIN
         BEGIN
             PERFORM sessrev.track_user_table(v_trigger.tbl, v_args[1]::name,
                                              v_args[2]::name[], v_args[3]::name[]);
-        EXCEPTION WHEN undefined_column THEN
-            RAISE WARNING 'sessrev: % was tracked by a column that no longer exists; its changes now raise an error until sessrev.track_user_table is run for it again', v_trigger.tbl;
+        EXCEPTION WHEN undefined_column OR feature_not_supported THEN
+            RAISE WARNING 'sessrev: % cannot be tracked by 1.1 (%); its updates and deletes raise an error until sessrev.untrack_user_table or track_user_table is run for it', v_trigger.tbl, SQLERRM;
         END;
     END LOOP;
 END

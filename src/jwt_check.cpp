@@ -28,7 +28,8 @@ constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
 
 // The filters and cached cut-offs serve this call unless the cache is off, this
 // is a standby (replay fires no triggers), this transaction changed sessrev's
-// tables itself, or the filters describe another database.
+// tables itself, sessrev's triggers are not all armed, or the filters describe
+// another database.
 bool cache_usable() {
     return jwt_cache::enabled() && !RecoveryInProgress() &&
            !sessrev::invalidation::pending_in_transaction() &&

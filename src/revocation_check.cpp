@@ -20,8 +20,9 @@ using sessrev::cache::Key;
 using sessrev::cache::Kind;
 
 // The cache serves this backend unless it is off, the server is a standby (the
-// cache learns of changes from triggers, which replay does not fire), or this
-// transaction has uncommitted changes to sessions of its own.
+// cache learns of changes from triggers, which replay does not fire), this
+// transaction has uncommitted changes to sessions of its own, or sessrev's
+// triggers are not all armed (trigger_arming.hpp).
 bool cache_usable() {
     return sessrev::cache::enabled() && !RecoveryInProgress() &&
            !sessrev::invalidation::pending_in_transaction() &&

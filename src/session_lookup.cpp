@@ -101,6 +101,10 @@ Layout layout() {
     }
 }
 
+bool triggers_armed() {
+    return OidIsValid(cached_layout.sessions) ? cached_layout.armed : layout().armed;
+}
+
 bool times_are_live(const cache::Times &times) {
     // now() in SQL: the transaction's start, so every function agrees.
     TimestampTz now = GetCurrentTransactionStartTimestamp();

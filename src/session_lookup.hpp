@@ -44,6 +44,9 @@ Layout layout();
 
 void register_callbacks();
 
+// layout().armed without copying the layout (on every cached check).
+bool triggers_armed();
+
 // False only for a relation known not to be one of sessrev's tables.
 bool may_be_sessrev_table(Oid relid);
 

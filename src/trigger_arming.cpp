@@ -135,6 +135,6 @@ void register_callbacks() {
     RegisterXactCallback(on_transaction_end, nullptr);
 }
 
-bool cache_may_serve() { return lookup::layout().armed && !cache::suspended(MyDatabaseId); }
+bool cache_may_serve() { return lookup::triggers_armed() && !cache::suspended(MyDatabaseId); }
 
 }  // namespace sessrev::arming

@@ -18,6 +18,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class_d.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -137,6 +138,12 @@ void revoke_user(const char *user_id, const char *reason, const char *actor,
 
 // TRUNCATE: every user of the table goes. BEFORE TRUNCATE still sees the rows.
 void revoke_every_user(Relation rel, AttrNumber id) {
+    // track_user_table accepts plain tables only; a partitioned one has no rows
+    // of its own to scan.
+    if (rel->rd_rel->relkind != RELKIND_RELATION)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("sessrev: cannot track %s: not a plain table",
+                               RelationGetRelationName(rel))));
     TupleDesc desc = RelationGetDescr(rel);
     TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
     HeapTuple row;
@@ -148,7 +155,7 @@ void revoke_every_user(Relation rel, AttrNumber id) {
 
 }  // namespace
 
-// user_table_changed(): AFTER UPDATE OF <tracked columns> OR DELETE (per row)
+// user_table_changed(): AFTER UPDATE OR DELETE (per row)
 // and BEFORE TRUNCATE trigger; arguments: the id column's number and the
 // credential and privilege columns' numbers ('{2,5}').
 SESSREV_FUNCTION(user_table_changed) {

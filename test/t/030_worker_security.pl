@@ -9,7 +9,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time usleep sleep);
 
 my $expired_rows = q{
 	INSERT INTO sessrev.sessions (user_id, token_hash, created_at, expires_at)
