@@ -476,6 +476,7 @@ BEGIN
         SELECT t.tgrelid::regclass AS tbl, t.tgargs
           FROM pg_catalog.pg_trigger t
          WHERE t.tgname OPERATOR(pg_catalog.=) 'sessrev_revoke_sessions'
+           AND t.tgparentid OPERATOR(pg_catalog.=) 0  -- not a partition's clone
            AND t.tgfoid OPERATOR(pg_catalog.=) 'sessrev.user_table_changed()'::pg_catalog.regprocedure
     LOOP
         v_args := pg_catalog.string_to_array(pg_catalog.encode(v_trigger.tgargs, 'escape'), '\000');

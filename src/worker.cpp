@@ -226,10 +226,14 @@ void connect() {
              settings::database);
     SpinLockRelease(&shared->mutex);
     if (failed > 0) {
-        const long wait_ms = Min(60000L * failed, 600000L);
-        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
+        // The latch starts set, and a SIGHUP sets it too: wait out the whole delay.
+        const TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+                                                              Min(30000L * failed, 600000L));
+        for (long left; (left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until)) > 0;) {
+            ResetLatch(MyLatch);
+            WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
+            CHECK_FOR_INTERRUPTS();
+        }
     }
     BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
     // The database owner may have set a search_path for it (ALTER DATABASE
