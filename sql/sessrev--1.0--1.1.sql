@@ -32,6 +32,21 @@ BEGIN
                           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::regclass
                           AND d.deptype OPERATOR(pg_catalog.=) 'e')
        AND c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['i', 'S', 't']::"char"[])
+    UNION ALL
+    SELECT o.oid::regprocedure::text FROM pg_catalog.pg_proc o
+     WHERE o.pronamespace OPERATOR(pg_catalog.=) 'sessrev'::regnamespace
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+                          AND d.objid OPERATOR(pg_catalog.=) o.oid
+                          AND d.deptype OPERATOR(pg_catalog.=) 'e')
+    UNION ALL
+    SELECT o.oid::regoperator::text FROM pg_catalog.pg_operator o
+     WHERE o.oprnamespace OPERATOR(pg_catalog.=) 'sessrev'::regnamespace
+    UNION ALL
+    SELECT t.oid::regtype::text FROM pg_catalog.pg_type t
+     WHERE t.typnamespace OPERATOR(pg_catalog.=) 'sessrev'::regnamespace
+       AND t.typrelid OPERATOR(pg_catalog.=) 0
+       AND t.typelem OPERATOR(pg_catalog.=) 0
      LIMIT 1;
     IF v_foreign IS NOT NULL THEN
         RAISE EXCEPTION 'schema sessrev holds %, which is not part of the extension', v_foreign

@@ -25,7 +25,8 @@ namespace {
 constexpr uint16 user_lock_space = 0x7373;
 
 // Locking the targets in id order first gives every revocation the same lock
-// order. Rows not live by the one rule stay as they are.
+// order. Rows not live by the one rule stay as they are. The audit rows of one
+// revocation follow each other by user, then session id.
 constexpr const char *revoke_template = R"SQL(
 WITH target AS (
     SELECT id FROM sessrev.sessions
@@ -41,7 +42,7 @@ WITH target AS (
 ), audit AS (
     INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
     SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
-      FROM revoked
+      FROM revoked ORDER BY user_id, id
 )
 SELECT pg_catalog.count(*) FROM revoked
 )SQL";

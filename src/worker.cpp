@@ -115,7 +115,7 @@ void in_transaction(const char *activity, Body body) {
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-// One cleanup: every target, one transaction per batch, under the advisory
+// One cleanup: every target, one transaction per batch, under the cleanup
 // lock that manual cleanups also take. Returns sessions deleted, or -1 when the
 // extension is missing or another cleanup holds the lock.
 int64 run_cleanup(bool *reported_missing) {
