@@ -204,13 +204,25 @@ BEGIN
     IF v_idle > interval '0' AND v_idle / 2 < v_touch THEN
         v_touch := v_idle / 2;
     END IF;
+    -- A touch never waits: while another transaction holds the row (a
+    -- revocation in progress, a concurrent request's touch) or the table
+    -- (revoke_all_sessions), or in a read-only transaction, it is skipped and
+    -- a later request touches.
     IF v_row.last_active_at <= now() - v_touch THEN
-        UPDATE sessrev.sessions s SET last_active_at = now()
-         WHERE s.id = v_row.id AND NOT s.revoked;
-        IF NOT FOUND THEN
-            RETURN;  -- revoked by a transaction that committed meanwhile
-        END IF;
-        v_row.last_active_at := now();
+        BEGIN
+            LOCK TABLE sessrev.sessions IN ROW EXCLUSIVE MODE NOWAIT;
+            PERFORM FROM sessrev.sessions s WHERE s.id = v_row.id FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                UPDATE sessrev.sessions s SET last_active_at = now()
+                 WHERE s.id = v_row.id AND NOT s.revoked;
+                IF NOT FOUND THEN
+                    RETURN;  -- revoked by a transaction that committed meanwhile
+                END IF;
+                v_row.last_active_at := now();
+            END IF;
+        EXCEPTION WHEN lock_not_available OR serialization_failure OR read_only_sql_transaction THEN
+            NULL;
+        END;
     END IF;
     -- The rest of this transaction knows its session (current_session_id()).
     PERFORM sessrev.remember_current_session(v_row.id, v_row.user_id);

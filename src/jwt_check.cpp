@@ -41,8 +41,8 @@ sessrev::token::Hash hash_text(Datum value) {
     return sessrev::token::sha256({VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)});
 }
 
-bool global_cutoff(TimestampTz *not_before) {
-    if (!cache_usable()) return sessrev::jwt::global_cutoff(not_before);
+bool global_cutoff(bool usable, TimestampTz *not_before) {
+    if (!usable) return sessrev::jwt::global_cutoff(not_before);
     jwt_cache::Global state = jwt_cache::global_cutoff(not_before);
     if (state == jwt_cache::Global::unknown) {
         const uint64 ticket = jwt_cache::global_ticket();
@@ -54,8 +54,8 @@ bool global_cutoff(TimestampTz *not_before) {
     return state == jwt_cache::Global::set;
 }
 
-bool user_cutoff(Datum user_id, TimestampTz *not_before) {
-    if (!cache_usable()) return sessrev::jwt::user_cutoff(user_id, not_before);
+bool user_cutoff(bool usable, Datum user_id, TimestampTz *not_before) {
+    if (!usable) return sessrev::jwt::user_cutoff(user_id, not_before);
     const sessrev::token::Hash hash = hash_text(user_id);
     if (!jwt_cache::may_contain(jwt_cache::Filter::user, hash)) return false;
     cache::Key key{MyDatabaseId, sessrev::lookup::layout().user_cutoffs, cache::Kind::user_cutoff, {}};
@@ -74,8 +74,8 @@ bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     return true;
 }
 
-bool jti_denylisted(Datum jti) {
-    if (cache_usable() && !jwt_cache::may_contain(jwt_cache::Filter::jti, hash_text(jti)))
+bool jti_denylisted(bool usable, Datum jti) {
+    if (usable && !jwt_cache::may_contain(jwt_cache::Filter::jti, hash_text(jti)))
         return false;
     return sessrev::jwt::jti_denylisted(jti);
 }
@@ -96,9 +96,11 @@ SESSREV_FUNCTION(is_jwt_revoked) {
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "issued_at is in the future (more than 60 seconds of clock skew)");
 
+    // Decided once: the answer then rests on one view of the cache.
+    const bool usable = cache_usable();
     TimestampTz not_before;
-    if (global_cutoff(&not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
-    if (has_user && user_cutoff(PG_GETARG_DATUM(1), &not_before) && issued_at < not_before)
+    if (global_cutoff(usable, &not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
+    if (has_user && user_cutoff(usable, PG_GETARG_DATUM(1), &not_before) && issued_at < not_before)
         PG_RETURN_BOOL(true);
-    PG_RETURN_BOOL(has_jti && jti_denylisted(PG_GETARG_DATUM(0)));
+    PG_RETURN_BOOL(has_jti && jti_denylisted(usable, PG_GETARG_DATUM(0)));
 }

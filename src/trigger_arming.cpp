@@ -83,7 +83,10 @@ void on_transaction_end(XactEvent event, void *) {
                                     get_database_name(MyDatabaseId)),
                              errdetail("Checks read the tables until the triggers are re-armed."),
                              errhint("Run SELECT sessrev.arm_triggers(); as a superuser.")));
-                } else if (state.changed_here || cache::suspended(MyDatabaseId)) {
+                } else if ((state.changed_here && !state.created_here) ||
+                           cache::suspended(MyDatabaseId)) {
+                    // New tables (CREATE EXTENSION) have nothing in the cache:
+                    // only a change to existing ones empties it.
                     flush_at_commit = true;
                     resume_at_commit = true;
                 }
@@ -122,7 +125,12 @@ State scan(const lookup::Layout &l) {
         {l.global_cutoff, "global_token_cutoff_cache"},
         {l.global_cutoff, "global_token_cutoff_cache_truncate"},
     };
-    State state{true, false};
+    State state{true, false, false};
+    Relation sessions = RelationIdGetRelation(l.sessions);
+    if (RelationIsValid(sessions)) {
+        state.created_here = sessions->rd_createSubid != InvalidSubTransactionId;
+        RelationClose(sessions);
+    }
     Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
     for (const Watched &w : watched)
         if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;

@@ -105,6 +105,31 @@ $writer->query_safe('COMMIT');
 $writer->quit;
 is(sql('target', q{SELECT sessrev.is_jwt_revoked('held-jti', NULL, now())}), 't', 'the held revocation counts once committed');
 
+# validate_session never waits either: when a touch is due while another
+# transaction holds the session's row or the table, it answers and skips it.
+my ($held_id, $held_token) = split /\|/, sql('target', q{SELECT session_id, token FROM sessrev.create_session('dora')});
+sql('target', "UPDATE sessrev.sessions SET last_active_at = now() - interval '1 hour' WHERE id = '$held_id'");
+my $validate = qq{SET statement_timeout = '5s'; SELECT count(*) FROM sessrev.validate_session('$held_token')};
+for my $hold (["another transaction holds the session's row",
+		"UPDATE sessrev.sessions SET metadata = '{\"x\": 1}' WHERE id = '$held_id'"],
+	["revoke_all_sessions holds the table",
+		'LOCK TABLE sessrev.sessions IN SHARE ROW EXCLUSIVE MODE']) {
+	my ($what, $query) = @$hold;
+	$writer = $node->background_psql('target');
+	$writer->query_safe('BEGIN');
+	$writer->query_safe($query);
+	$start = time;
+	is((split /\n/, sql('target', $validate))[-1], '1', "validate_session answers while $what");
+	cmp_ok(time - $start, '<', 3, 'without waiting');
+	$writer->query_safe('ROLLBACK');
+	$writer->quit;
+}
+is((split /\n/, sql('target', "SET default_transaction_read_only = on; SELECT count(*) FROM sessrev.validate_session('$held_token')"))[-1],
+	'1', 'validate_session answers in a read-only transaction when a touch is due');
+is(sql('target', "SELECT count(*) FROM sessrev.validate_session('$held_token')"), '1', 'and touches once it can');
+is(sql('target', "SELECT last_active_at > now() - interval '1 minute' FROM sessrev.sessions WHERE id = '$held_id'"), 't',
+	'the touch moved last_active_at');
+
 # Filters serve (no index scan for an unknown jti) once a build could run.
 my $scans = q{SELECT sessrev.is_jwt_revoked('unknown-' || i, NULL, now()) FROM generate_series(1, 100) i;
               SELECT pg_stat_get_xact_numscans('sessrev.jwt_denylist_pkey'::regclass)};
@@ -174,6 +199,12 @@ my $before = sql('postgres', 'SELECT hits FROM sessrev.cache_stats()');
 sql('postgres', q{SELECT count(*) FROM bystanders WHERE sessrev.is_revoked(token)});
 my $all_hit = sql('postgres', 'SELECT hits FROM sessrev.cache_stats()') - $before;
 is($all_hit, 2000, 'the bystanders are cached');
+sql('postgres', 'CREATE DATABASE another');
+sql('another', 'CREATE EXTENSION sessrev');
+$before = sql('postgres', 'SELECT hits FROM sessrev.cache_stats()');
+sql('postgres', q{SELECT count(*) FROM bystanders WHERE sessrev.is_revoked(token)});
+is(sql('postgres', 'SELECT hits FROM sessrev.cache_stats()') - $before, 2000,
+	'CREATE EXTENSION in another database leaves the cache as it was');
 is(sql('postgres', q{SELECT sessrev.revoke_user_sessions('bulk')}), '3000', 'one user revokes 3,000 sessions');
 $before = sql('postgres', 'SELECT hits FROM sessrev.cache_stats()');
 is(sql('postgres', q{SELECT count(*) FROM bystanders WHERE sessrev.is_revoked(token)}), '0', 'bystanders stay live');
