@@ -40,15 +40,6 @@ void forget_layout(Datum, Oid relid) {
     }
 }
 
-Oid relation_in_schema(Oid schema, const char *name) {
-    Oid relid = get_relname_relid(name, schema);
-    if (!OidIsValid(relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("relation sessrev.%s does not exist", name),
-                        errhint("Is the sessrev extension installed in this database?")));
-    return relid;
-}
-
 }  // namespace
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
@@ -59,26 +50,44 @@ bool may_be_sessrev_table(Oid relid) {
 
 namespace {
 
-Layout read_layout() {
+// Reads the tables' place; with missing_ok, a missing one (an extension being
+// restored piece by piece) leaves sessions invalid instead of raising.
+Layout read_layout(bool missing_ok) {
+    Layout fresh;
     Oid schema = get_namespace_oid("sessrev", true);
-    if (!OidIsValid(schema))
+    if (!OidIsValid(schema)) {
+        if (missing_ok) return fresh;
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema sessrev does not exist"),
                         errhint("Run CREATE EXTENSION sessrev.")));
-    Layout fresh;
-    fresh.sessions = relation_in_schema(schema, "sessions");
-    fresh.token_index = relation_in_schema(schema, "sessions_token_hash_key");
-    fresh.id_index = relation_in_schema(schema, "sessions_pkey");
+    }
+    struct Named {
+        Oid *relid;
+        const char *name;
+    };
+    const Named relations[] = {
+        {&fresh.sessions, "sessions"},
+        {&fresh.token_index, "sessions_token_hash_key"},
+        {&fresh.id_index, "sessions_pkey"},
+        {&fresh.jwt_denylist, "jwt_denylist"},
+        {&fresh.jwt_denylist_pkey, "jwt_denylist_pkey"},
+        {&fresh.user_cutoffs, "user_token_cutoffs"},
+        {&fresh.user_cutoffs_pkey, "user_token_cutoffs_pkey"},
+        {&fresh.global_cutoff, "global_token_cutoff"},
+        {&fresh.global_cutoff_pkey, "global_token_cutoff_pkey"},
+    };
+    for (const Named &r : relations) {
+        *r.relid = get_relname_relid(r.name, schema);
+        if (OidIsValid(*r.relid)) continue;
+        if (missing_ok) return Layout{};
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation sessrev.%s does not exist", r.name),
+                        errhint("Is the sessrev extension installed in this database?")));
+    }
     fresh.id = get_attnum(fresh.sessions, "id");
     fresh.token_hash = get_attnum(fresh.sessions, "token_hash");
     fresh.revoked = get_attnum(fresh.sessions, "revoked");
     fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
     fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
-    fresh.jwt_denylist = relation_in_schema(schema, "jwt_denylist");
-    fresh.jwt_denylist_pkey = relation_in_schema(schema, "jwt_denylist_pkey");
-    fresh.user_cutoffs = relation_in_schema(schema, "user_token_cutoffs");
-    fresh.user_cutoffs_pkey = relation_in_schema(schema, "user_token_cutoffs_pkey");
-    fresh.global_cutoff = relation_in_schema(schema, "global_token_cutoff");
-    fresh.global_cutoff_pkey = relation_in_schema(schema, "global_token_cutoff_pkey");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
     fresh.armed = arming::scan(fresh).armed;
@@ -92,7 +101,7 @@ Layout layout() {
     // Reading the catalogs may process invalidations: read again if one came.
     for (;;) {
         const uint64 before = invalidations;
-        const Layout fresh = read_layout();
+        const Layout fresh = read_layout(false);
         known = fresh;
         if (invalidations == before) {
             cached_layout = fresh;
@@ -100,6 +109,8 @@ Layout layout() {
         }
     }
 }
+
+bool complete() { return OidIsValid(read_layout(true).sessions); }
 
 bool triggers_armed() {
     return OidIsValid(cached_layout.sessions) ? cached_layout.armed : layout().armed;

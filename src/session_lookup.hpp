@@ -44,6 +44,9 @@ Layout layout();
 
 void register_callbacks();
 
+// True when every table and index of sessrev exists (never raises).
+bool complete();
+
 // layout().armed without copying the layout (on every cached check).
 bool triggers_armed();
 

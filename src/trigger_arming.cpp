@@ -67,7 +67,11 @@ void on_transaction_end(XactEvent event, void *) {
                 !TransactionIdIsValid(GetTopTransactionIdIfAny()))
                 break;
             maybe_changed = false;
-            if (!OidIsValid(get_extension_oid("sessrev", true))) break;
+            // pg_upgrade restores an extension object by object, and serves
+            // nothing meanwhile.
+            if (IsBinaryUpgrade || !OidIsValid(get_extension_oid("sessrev", true)) ||
+                !lookup::complete())
+                break;
             {
                 const State state = scan(lookup::layout());
                 if (!state.armed) {
