@@ -1,4 +1,5 @@
 #include "arguments.hpp"
+#include "compat.hpp"
 
 extern "C" {
 #include "miscadmin.h"

@@ -1,4 +1,5 @@
 #include "cache_invalidation.hpp"
+#include "compat.hpp"
 
 #include "boundary.hpp"
 #include "cache.hpp"

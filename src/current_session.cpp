@@ -1,4 +1,5 @@
 #include "current_session.hpp"
+#include "compat.hpp"
 
 #include "boundary.hpp"
 

@@ -1,4 +1,5 @@
 #include "jwt_cache.hpp"
+#include "compat.hpp"
 
 #include "session_lookup.hpp"
 

@@ -1,6 +1,7 @@
 // SQL-callable is_jwt_revoked(jti text, user_id text, issued_at timestamptz):
 // from shared memory when the cache is enabled, from the tables otherwise.
 #include "boundary.hpp"
+#include "compat.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "jwt_cache.hpp"

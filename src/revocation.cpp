@@ -1,4 +1,5 @@
 #include "revocation.hpp"
+#include "compat.hpp"
 
 #include "arguments.hpp"
 #include "boundary.hpp"

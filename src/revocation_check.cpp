@@ -1,6 +1,7 @@
 // SQL-callable is_revoked(token text) and is_revoked(session_id uuid): from the
 // shared-memory cache when it is enabled, from the sessions table otherwise.
 #include "boundary.hpp"
+#include "compat.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "session_lookup.hpp"

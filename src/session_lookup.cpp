@@ -1,4 +1,5 @@
 #include "session_lookup.hpp"
+#include "compat.hpp"
 
 #include "settings.hpp"
 #include "trigger_arming.hpp"
@@ -135,7 +136,7 @@ bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
     ScanKeyData scan_key;
     ScanKeyEntryInitialize(&scan_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
                            index->rd_indcollation[0], equal, key);
-    IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
+    IndexScanDesc scan = compat::index_beginscan(rel, index, snapshot, 1, 0);
     index_rescan(scan, &scan_key, 1, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
     const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);

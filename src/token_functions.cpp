@@ -1,5 +1,6 @@
 // SQL-callable token functions: hash_token, generate_token, device_from_user_agent.
 #include "boundary.hpp"
+#include "compat.hpp"
 #include "token.hpp"
 #include "user_agent.hpp"
 
