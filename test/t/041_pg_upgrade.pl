@@ -4,7 +4,9 @@
 # the upgraded cluster keeps every session and answers as before.
 use strict;
 use warnings;
+use Cwd qw(getcwd);
 use File::Find;
+use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -34,25 +36,30 @@ $new->init;
 $new->append_conf('postgresql.conf', $preload);
 
 my $bindir = $new->config_data('--bindir');
-my $workdir = $new->basedir . '/upgrade';
+# From 17 on, the clusters' paths are relative to the test's directory.
+my $old_dir = File::Spec->rel2abs($old->data_dir);
+my $new_dir = File::Spec->rel2abs($new->data_dir);
+my $workdir = File::Spec->rel2abs($new->basedir . '/upgrade');
 mkdir $workdir;
-chdir $workdir;
+my $test_dir = getcwd();
+chdir $workdir;  # pg_upgrade writes files into the current directory
 my ($stdout, $stderr) = ('', '');
 my $ok = IPC::Run::run(
 	[
 		'pg_upgrade', '--no-sync', '--retain',
 		'-b', $bindir, '-B', $bindir,
-		'-d', $old->data_dir, '-D', $new->data_dir,
+		'-d', $old_dir, '-D', $new_dir,
 		'-p', $old->port, '-P', $new->port,
 		'-s', $new->host
 	],
 	'>', \$stdout, '2>', \$stderr);
+chdir $test_dir;
 ok($ok, 'pg_upgrade of a cluster that preloads sessrev succeeds') or diag("$stdout\n$stderr");
 
 # The servers pg_upgrade started log into its output directory.
 my $server_logs = '';
 find(sub { $server_logs .= slurp_file($File::Find::name) if $_ eq 'pg_upgrade_server.log' },
-	$new->data_dir);
+	$new_dir);
 like($server_logs, qr/binary.upgrade|pg_upgrade|database system is ready/i,
 	'the binary-upgrade server logs were found');
 unlike($server_logs, qr/starting background worker process "sessrev cleanup"/,
