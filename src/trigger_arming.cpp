@@ -96,6 +96,18 @@ void on_transaction_end(XactEvent event, void *) {
                 }
             }
             break;
+        case XACT_EVENT_PRE_PREPARE:
+            // Its commit would happen out of our sight.
+            if (maybe_changed && cache::enabled() && !IsBinaryUpgrade &&
+                OidIsValid(get_extension_oid("sessrev", true)) && lookup::complete()) {
+                const State state = scan(lookup::layout());
+                if (!state.armed || state.changed_here)
+                    ereport(ERROR,
+                            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                             errmsg("cannot PREPARE a transaction that changed sessrev's triggers "
+                                    "while the sessrev cache is enabled")));
+            }
+            break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
             if (flush_at_commit) {

@@ -21,6 +21,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'sessrev'
 sessrev.cleanup_interval = 0
+max_prepared_transactions = 2
 log_lock_waits = on
 deadlock_timeout = '100ms'
 });
@@ -89,6 +90,16 @@ sql('target', qq{BEGIN;
 	COMMIT});
 is(sql('target', "SELECT sessrev.is_revoked('$token3')"), 't',
 	'a revocation made with the triggers disabled inside one transaction is refused after it');
+
+# A prepared transaction commits out of sight: one that disarms is refused.
+my ($prep_ret, $prep_out, $prep_err) = $node->psql('target', q{BEGIN;
+	ALTER TABLE sessrev.sessions DISABLE TRIGGER ALL;
+	PREPARE TRANSACTION 'disarm'});
+like($prep_err, qr/cannot PREPARE a transaction that changed sessrev's triggers/,
+	'PREPARE TRANSACTION of a transaction that disarms the triggers is refused');
+is(sql('target', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'and nothing stays prepared');
+is(sql('target', q{SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger
+                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'AA', 'the triggers stay armed');
 
 # --- Readers never wait for writers ------------------------------------------
 my $writer = $node->background_psql('target');
