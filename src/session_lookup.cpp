@@ -91,7 +91,6 @@ Layout read_layout(bool missing_ok) {
     fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
-    fresh.armed = arming::scan(fresh).armed;
     return fresh;
 }
 
@@ -102,7 +101,8 @@ Layout layout() {
     // Reading the catalogs may process invalidations: read again if one came.
     for (;;) {
         const uint64 before = invalidations;
-        const Layout fresh = read_layout(false);
+        Layout fresh = read_layout(false);
+        fresh.armed = arming::scan(fresh).armed;
         known = fresh;
         if (invalidations == before) {
             cached_layout = fresh;
@@ -111,7 +111,10 @@ Layout layout() {
     }
 }
 
-bool complete() { return OidIsValid(read_layout(true).sessions); }
+bool find_tables(Layout *tables) {
+    *tables = read_layout(true);
+    return OidIsValid(tables->sessions);
+}
 
 bool triggers_armed() {
     return OidIsValid(cached_layout.sessions) ? cached_layout.armed : layout().armed;

@@ -44,8 +44,9 @@ Layout layout();
 
 void register_callbacks();
 
-// True when every table and index of sessrev exists (never raises).
-bool complete();
+// Where sessrev's tables are, read afresh without `armed`; false (and no
+// error) when one is missing, as while an extension is restored piece by piece.
+bool find_tables(Layout *tables);
 
 // layout().armed without copying the layout (on every cached check).
 bool triggers_armed();

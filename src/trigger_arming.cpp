@@ -59,21 +59,29 @@ void on_relcache_invalidation(Datum, Oid relid) {
     if (lookup::may_be_sessrev_table(relid)) maybe_changed = true;
 }
 
+// This transaction's view of sessrev's triggers, when something may have
+// changed them; false when there is nothing to judge. pg_upgrade restores an
+// extension object by object, and serves nothing meanwhile.
+bool read_state(State *state) {
+    if (!maybe_changed || !cache::enabled() || IsBinaryUpgrade ||
+        !OidIsValid(get_extension_oid("sessrev", true)))
+        return false;
+    lookup::Layout tables;
+    if (!lookup::find_tables(&tables)) return false;
+    *state = scan(tables);
+    return true;
+}
+
 void on_transaction_end(XactEvent event, void *) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
         case XACT_EVENT_PARALLEL_PRE_COMMIT:
-            if (!maybe_changed || !cache::enabled() ||
-                !TransactionIdIsValid(GetTopTransactionIdIfAny()))
-                break;
-            maybe_changed = false;
-            // pg_upgrade restores an extension object by object, and serves
-            // nothing meanwhile.
-            if (IsBinaryUpgrade || !OidIsValid(get_extension_oid("sessrev", true)) ||
-                !lookup::complete())
-                break;
+            if (!TransactionIdIsValid(GetTopTransactionIdIfAny())) break;
             {
-                const State state = scan(lookup::layout());
+                State state;
+                const bool judged = read_state(&state);
+                maybe_changed = false;
+                if (!judged) break;
                 if (!state.armed) {
                     // Before the disarming commits: no reader can miss what
                     // happens while the triggers are off.
@@ -98,10 +106,9 @@ void on_transaction_end(XactEvent event, void *) {
             break;
         case XACT_EVENT_PRE_PREPARE:
             // Its commit would happen out of our sight.
-            if (maybe_changed && cache::enabled() && !IsBinaryUpgrade &&
-                OidIsValid(get_extension_oid("sessrev", true)) && lookup::complete()) {
-                const State state = scan(lookup::layout());
-                if (!state.armed || state.changed_here)
+            {
+                State state;
+                if (read_state(&state) && (!state.armed || state.changed_here))
                     ereport(ERROR,
                             (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                              errmsg("cannot PREPARE a transaction that changed sessrev's triggers "
