@@ -299,4 +299,48 @@ sessrev.cache_size = 10000
 
 	$node->stop;
 }
+
+# The cleanup worker keeps working across the update, without a restart: it
+# cleans the old release's catalogs, then the new one's, as the same process.
+{
+	my $node = PostgreSQL::Test::Cluster->new('upgrade_worker');
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'sessrev'
+sessrev.cleanup_interval = '1s'
+});
+	$node->start;
+	my @old_versions = split /\n/, $node->safe_psql('postgres', qq{
+		SELECT version FROM pg_available_extension_versions
+		 WHERE name = 'sessrev' AND version <> '$default_version'
+		 ORDER BY string_to_array(version, '.')::int[]});
+	my $expired_rows = q{
+		INSERT INTO sessrev.sessions (user_id, token_hash, created_at, expires_at)
+		SELECT 'old', sessrev.hash_token(gen_random_uuid()::text), now() - interval '30 days',
+		       now() - interval '10 days' FROM generate_series(1, 100)};
+	my $cleaned = q{SELECT count(*) = 0 FROM sessrev.sessions};
+	for my $old (@old_versions) {
+		my $what = "worker, from $old";
+		$node->safe_psql('postgres', "DROP EXTENSION IF EXISTS sessrev; CREATE EXTENSION sessrev VERSION '$old'");
+		$node->safe_psql('postgres', $expired_rows);
+		ok($node->poll_query_until('postgres', $cleaned), "$what: the worker cleans up under $old");
+		my $pid = $node->safe_psql('postgres', 'SELECT pid FROM sessrev.worker_status()');
+		like($pid, qr/^\d+$/, "$what: the worker runs");
+		my $runs = $node->safe_psql('postgres', 'SELECT runs FROM sessrev.worker_status()');
+
+		$node->safe_psql('postgres', 'ALTER EXTENSION sessrev UPDATE');
+		$node->safe_psql('postgres', $expired_rows);
+		ok($node->poll_query_until('postgres', $cleaned), "$what: the worker cleans up after the update");
+		is($node->safe_psql('postgres', 'SELECT pid FROM sessrev.worker_status()'), $pid,
+			"$what: the same worker process, not restarted");
+		is($node->safe_psql('postgres', "SELECT runs > $runs AND last_error IS NULL FROM sessrev.worker_status()"), 't',
+			"$what: its runs go on, with no error");
+		is($node->safe_psql('postgres', q{
+			SELECT count(*) FROM sessrev.session_audit_log
+			 WHERE action = 'CLEANUP' AND actor = 'sessrev cleanup' AND (details->>'expired_deleted')::int = 100}), '2',
+			"$what: a CLEANUP audit row for each batch, before and after the update");
+	}
+	unlike(slurp_file($node->logfile), qr/sessrev cleanup.*exited with exit code/, 'the worker never crashed');
+	$node->stop;
+}
 done_testing();
