@@ -35,3 +35,9 @@ sql/sessrev--1.1.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql
 	cat $^ > $@
 
 EXTRA_CLEAN = results regression.diffs regression.out
+
+# The PGXN release zip of the committed tree, named by META.json's version.
+DIST_VERSION = $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' META.json)
+dist:
+	git archive --format zip --prefix=sessrev-$(DIST_VERSION)/ -o sessrev-$(DIST_VERSION).zip HEAD
+.PHONY: dist
