@@ -1,4 +1,6 @@
-# META.json follows the PGXN meta spec 1.0.0 and agrees with sessrev.control.
+# META.json follows the PGXN meta spec 1.0.0 and agrees with sessrev.control;
+# README, CHANGELOG, LICENSE, META.json and the test matrix agree on the
+# release and on the PostgreSQL versions tested.
 use strict;
 use warnings;
 use JSON::PP;
@@ -22,4 +24,24 @@ ok($ext, 'META.json provides the sessrev extension');
 like($ext->{version}, qr/^\Q$default_version\E\.\d+$/, 'provided version matches default_version');
 ok(-f "$top/$ext->{file}", "provided file $ext->{file} exists");
 ok(-f "$top/sql/sessrev--$default_version.sql", 'the default version has an install script');
+
+sub slurp { my ($f) = @_; open my $h, '<', "$top/$f" or die "$f: $!"; local $/; return <$h>; }
+
+is($meta->{license}, 'postgresql', 'META.json declares the PostgreSQL License');
+like(slurp('LICENSE'), qr/\APostgreSQL License\n\nCopyright \(c\) \d{4}/, 'LICENSE is the PostgreSQL License');
+ok($meta->{resources}{bugtracker}, 'META.json names where to report bugs');
+
+my ($newest) = slurp('CHANGELOG.md') =~ /^## (\S+)/m;
+is($newest, $default_version, 'the newest CHANGELOG section is the default_version');
+
+my @tested = @{ $meta->{x_tested_postgresql} || [] };
+ok(@tested, 'META.json lists the PostgreSQL versions tested');
+my @readme_tested = slurp('README.md') =~ /^\| (\d+) \| tested on every commit /mg;
+is("@readme_tested", "@tested", 'README lists as tested exactly the versions META.json does');
+my @matrix = slurp('test/matrix') =~ /^run_suite "PostgreSQL (\d+) /mg;
+my %seen;
+my @matrix_versions = grep { !$seen{$_}++ } @matrix;
+is(join(' ', sort { $a <=> $b } @matrix_versions), "@tested", 'the test matrix runs exactly those versions');
+like($meta->{prereqs}{runtime}{requires}{PostgreSQL}, qr/^\Q$tested[0]\E\./,
+	'the oldest version tested is the minimum required');
 done_testing();
