@@ -133,10 +133,7 @@ TimestampTz from_seconds(int32 s) {
     return t;
 }
 
-struct Identity {
-    uint64 fingerprint[2];
-    uint32 bucket;
-};
+}  // namespace
 
 // The bucket follows from the stored fingerprint alone, so that an entry's
 // liveness can be judged from the entry.
@@ -160,6 +157,10 @@ Identity identity_of(const Key &key) {
     return id;
 }
 
+uint32 current_epoch(uint32 bucket) { return pg_atomic_read_u32(&shared->epoch[bucket]); }
+
+namespace {
+
 // Multiply-shift instead of a division: place is uniform, so its high bits are.
 uint32 set_of(uint64 place) {
     return static_cast<uint32>((static_cast<unsigned __int128>(place) * shared->sets) >> 64);
@@ -172,7 +173,6 @@ bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0
 bool matches(const Entry &e, const Identity &id) {
     return e.fingerprint[0] == id.fingerprint[0] && e.fingerprint[1] == id.fingerprint[1];
 }
-uint32 current_epoch(uint32 bucket) { return pg_atomic_read_u32(&shared->epoch[bucket]); }
 bool is_alive(const Entry &e) { return e.epoch == current_epoch(bucket_of(e.fingerprint)); }
 
 // Brackets a writer's changes to a partition's sets (under the exclusive lock).

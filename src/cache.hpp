@@ -48,6 +48,18 @@ struct Times {
     TimestampTz last_active_at;
 };
 
+// What an entry stores of its key, and the epoch bucket the key belongs to
+// (shared with session_cache.hpp, whose entries live and die by the same
+// epochs).
+struct Identity {
+    uint64 fingerprint[2];
+    uint32 bucket;
+};
+Identity identity_of(const Key &key);
+// The bucket of a stored fingerprint.
+uint32 bucket_of(const uint64 fingerprint[2]);
+uint32 current_epoch(uint32 bucket);
+
 // The key's epoch, read before a miss's lookup; the fill carries it.
 struct FillTicket {
     uint32 epoch;

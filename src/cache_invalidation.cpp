@@ -6,10 +6,12 @@
 #include "jwt_cache.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
+#include "trigger_arming.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/datum.h"
@@ -82,26 +84,24 @@ Datum attribute(HeapTuple tuple, TupleDesc desc, AttrNumber attnum, bool *isnull
     return heap_getattr(tuple, attnum, desc, isnull);
 }
 
-// An update that leaves a session at least as live as before (validate_session
-// moving last_active_at forward, a longer expiry) cannot make a cached answer
-// wrong, since a hit re-checks the cached times: no invalidation needed.
-bool only_extends_life(HeapTuple old_row, HeapTuple new_row, TupleDesc desc,
-                       const lookup::Layout &l) {
+// An update that only moves last_active_at forward (a touch) cannot make a
+// cached answer wrong: a hit re-checks the cached times, and a touch queued by
+// validate_session has already refreshed its entries. Anything else that a
+// cached answer holds (revocation, expiry, user id, metadata, the token) must
+// invalidate, so that hits and the table give the same row.
+bool only_touched(HeapTuple old_row, HeapTuple new_row, TupleDesc desc, const lookup::Layout &l) {
     bool n1, n2;
     if (DatumGetBool(attribute(new_row, desc, l.revoked, &n1)) || n1) return false;
-    for (AttrNumber key : {l.id, l.token_hash}) {
+    for (AttrNumber key : {l.id, l.token_hash, l.user_id, l.metadata, l.expires_at}) {
         Datum a = attribute(old_row, desc, key, &n1);
         Datum b = attribute(new_row, desc, key, &n2);
-        if (n1 || n2 || !datumIsEqual(a, b, TupleDescAttr(desc, key - 1)->attbyval,
-                                      TupleDescAttr(desc, key - 1)->attlen))
+        if (n1 || n2 || !datum_image_eq(a, b, TupleDescAttr(desc, key - 1)->attbyval,
+                                        TupleDescAttr(desc, key - 1)->attlen))
             return false;
     }
-    for (AttrNumber time : {l.expires_at, l.last_active_at}) {
-        TimestampTz before = DatumGetTimestampTz(attribute(old_row, desc, time, &n1));
-        TimestampTz after = DatumGetTimestampTz(attribute(new_row, desc, time, &n2));
-        if (n1 || n2 || after < before) return false;
-    }
-    return true;
+    TimestampTz before = DatumGetTimestampTz(attribute(old_row, desc, l.last_active_at, &n1));
+    TimestampTz after = DatumGetTimestampTz(attribute(new_row, desc, l.last_active_at, &n2));
+    return !n1 && !n2 && after >= before;
 }
 
 // A row that was revoked, or expired long ago, has no live entry in the cache:
@@ -162,6 +162,10 @@ void register_callbacks() { RegisterXactCallback(on_transaction_end, nullptr); }
 
 bool pending_in_transaction() { return pending_changes; }
 
+bool cache_usable() {
+    return cache::enabled() && !RecoveryInProgress() && !pending_changes && arming::cache_may_serve();
+}
+
 }  // namespace sessrev::invalidation
 
 namespace {
@@ -192,7 +196,7 @@ SESSREV_FUNCTION(sessions_changed) {
     TupleDesc desc = RelationGetDescr(rel);
     if (was_dead(trigger->tg_trigtuple, desc, l)) return PointerGetDatum(nullptr);
     if (TRIGGER_FIRED_BY_UPDATE(event) &&
-        only_extends_life(trigger->tg_trigtuple, trigger->tg_newtuple, desc, l))
+        only_touched(trigger->tg_trigtuple, trigger->tg_newtuple, desc, l))
         return PointerGetDatum(nullptr);
     pending_changes = true;
     record_session(trigger->tg_trigtuple, desc, RelationGetRelid(rel), l);

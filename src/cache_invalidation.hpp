@@ -13,4 +13,10 @@ void register_callbacks();
 // sees its own uncommitted revocations.
 bool pending_in_transaction();
 
+// The caches (cache.hpp, session_cache.hpp) may answer this backend: they are
+// on, the server is not a standby (replay fires no triggers), this
+// transaction has no uncommitted changes to sessions of its own, and sessrev's
+// triggers are all armed (trigger_arming.hpp).
+bool cache_usable();
+
 }  // namespace sessrev::invalidation

@@ -46,6 +46,18 @@ void forget_on_rollback(SubXactEvent event, SubTransactionId rolled_back, SubTra
 }  // namespace
 
 const char *user_id() { return known ? user_id_ : nullptr; }
+
+void remember(const pg_uuid_t &session_id, const char *user_id, std::size_t length) {
+    if (length > static_cast<std::size_t>(max_user_id_bytes))
+        throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION, "user_id is too long");
+    memcpy(&session_id_, &session_id, sizeof session_id_);
+    memcpy(user_id_, user_id, length);
+    user_id_[length] = '\0';
+    known = true;
+    set_in = GetCurrentSubTransactionId();
+}
+
+void forget() { known = false; }
 const pg_uuid_t *session_id() { return known ? &session_id_ : nullptr; }
 
 void register_callbacks() {
@@ -65,21 +77,14 @@ SESSREV_FUNCTION(remember_current_session) {
         throw sessrev::SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
                                 "session_id and user_id must not be NULL");
     const text *user = PG_GETARG_TEXT_PP(1);
-    const std::size_t length = VARSIZE_ANY_EXHDR(user);
-    if (length > static_cast<std::size_t>(cs::max_user_id_bytes))
-        throw sessrev::SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION, "user_id is too long");
-    memcpy(&cs::session_id_, PG_GETARG_UUID_P(0), sizeof cs::session_id_);
-    memcpy(cs::user_id_, VARDATA_ANY(user), length);
-    cs::user_id_[length] = '\0';
-    cs::known = true;
-    cs::set_in = GetCurrentSubTransactionId();
+    cs::remember(*PG_GETARG_UUID_P(0), VARDATA_ANY(user), VARSIZE_ANY_EXHDR(user));
     PG_RETURN_VOID();
 }
 
 // forget_current_session() RETURNS void: a failed validation leaves the
 // transaction without a current session. Internal, like remember_current_session.
 SESSREV_FUNCTION(forget_current_session) {
-    cs::known = false;
+    cs::forget();
     PG_RETURN_VOID();
 }
 

@@ -9,6 +9,8 @@ extern "C" {
 #include "utils/uuid.h"
 }
 
+#include <cstddef>
+
 namespace sessrev::current_session {
 
 void register_callbacks();
@@ -17,5 +19,10 @@ void register_callbacks();
 const char *user_id();
 // The current session's id, or nullptr when none.
 const pg_uuid_t *session_id();
+
+// Makes a checked session current for the rest of the transaction (or until
+// the subtransaction that made it rolls back); user_id is at most 256 bytes.
+void remember(const pg_uuid_t &session_id, const char *user_id, std::size_t length);
+void forget();
 
 }  // namespace sessrev::current_session

@@ -13,9 +13,12 @@ void _PG_init(void);
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "current_session.hpp"
+#include "session_cache.hpp"
 #include "session_lookup.hpp"
+#include "touch_queue.hpp"
 #include "settings.hpp"
 #include "trigger_arming.hpp"
+#include "validate_session.hpp"
 #include "worker.hpp"
 
 namespace {
@@ -25,6 +28,8 @@ shmem_request_hook_type prev_shmem_request = nullptr;
 void request_shmem() {
     if (prev_shmem_request) prev_shmem_request();
     sessrev::cache::request_shmem();
+    sessrev::session_cache::request_shmem();
+    sessrev::touch_queue::request_shmem();
     sessrev::worker::request_shmem();
 }
 
@@ -36,11 +41,14 @@ extern "C" void _PG_init(void) {
     sessrev::invalidation::register_callbacks();
     sessrev::current_session::register_callbacks();
     sessrev::arming::register_callbacks();
+    sessrev::validation::register_callbacks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;
     shmem_request_hook = request_shmem;
     sessrev::cache::startup_shmem();
+    sessrev::session_cache::startup_shmem();
+    sessrev::touch_queue::startup_shmem();
     sessrev::worker::startup_shmem();
     // pg_upgrade's server must run nothing of its own.
     if (!IsBinaryUpgrade) sessrev::worker::register_worker();

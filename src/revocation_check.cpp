@@ -20,16 +20,6 @@ namespace {
 using sessrev::cache::Key;
 using sessrev::cache::Kind;
 
-// The cache serves this backend unless it is off, the server is a standby (the
-// cache learns of changes from triggers, which replay does not fire), this
-// transaction has uncommitted changes to sessions of its own, or sessrev's
-// triggers are not all armed (trigger_arming.hpp).
-bool cache_usable() {
-    return sessrev::cache::enabled() && !RecoveryInProgress() &&
-           !sessrev::invalidation::pending_in_transaction() &&
-           sessrev::arming::cache_may_serve();
-}
-
 // True when the session found through index by value is live. place is where
 // the cache keeps key (meaningless when the cache is not usable).
 bool is_live(sessrev::lookup::Key index, Datum value, const Key &key, bool usable, uint64 place) {
@@ -56,7 +46,7 @@ SESSREV_FUNCTION(is_revoked_token) {
 
     // The token's set is fetched from memory while its SHA-256 is computed.
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
-    const bool usable = cache_usable();
+    const bool usable = sessrev::invalidation::cache_usable();
     uint64 place = 0;
     if (usable) {
         place = sessrev::cache::place_of(key, VARDATA_ANY(token), length);
@@ -82,7 +72,7 @@ SESSREV_FUNCTION(is_revoked_session) {
     const pg_uuid_t *id = PG_GETARG_UUID_P(0);
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
     memcpy(key.bytes, id->data, UUID_LEN);
-    const bool usable = cache_usable();
+    const bool usable = sessrev::invalidation::cache_usable();
     const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
     PG_RETURN_BOOL(
         !is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key, usable, place));

@@ -12,6 +12,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -75,6 +76,8 @@ Layout read_layout(bool missing_ok) {
         {&fresh.user_cutoffs_pkey, "user_token_cutoffs_pkey"},
         {&fresh.global_cutoff, "global_token_cutoff"},
         {&fresh.global_cutoff_pkey, "global_token_cutoff_pkey"},
+        {&fresh.retired_tokens, "retired_tokens"},
+        {&fresh.retired_tokens_pkey, "retired_tokens_pkey"},
     };
     for (const Named &r : relations) {
         *r.relid = get_relname_relid(r.name, schema);
@@ -89,6 +92,9 @@ Layout read_layout(bool missing_ok) {
     fresh.revoked = get_attnum(fresh.sessions, "revoked");
     fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
     fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
+    fresh.user_id = get_attnum(fresh.sessions, "user_id");
+    fresh.metadata = get_attnum(fresh.sessions, "metadata");
+    fresh.retired_session_id = get_attnum(fresh.retired_tokens, "session_id");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
     return fresh;
@@ -143,7 +149,15 @@ bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
     index_rescan(scan, &scan_key, 1, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
     const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
-    for (int i = 0; found && i < n; i++) values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; found && i < n; i++) {
+        values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
+        // The slot's buffer pin goes below: keep a copy of what it points to.
+        if (!isnull[i] && !TupleDescAttr(desc, attnums[i] - 1)->attbyval)
+            values[i] = TupleDescAttr(desc, attnums[i] - 1)->attlen == -1
+                            ? PointerGetDatum(PG_DETOAST_DATUM_COPY(values[i]))
+                            : datumCopy(values[i], false, TupleDescAttr(desc, attnums[i] - 1)->attlen);
+    }
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);

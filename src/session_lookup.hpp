@@ -25,6 +25,12 @@ struct Layout {
     AttrNumber revoked = InvalidAttrNumber;
     AttrNumber expires_at = InvalidAttrNumber;
     AttrNumber last_active_at = InvalidAttrNumber;
+    AttrNumber user_id = InvalidAttrNumber;
+    AttrNumber metadata = InvalidAttrNumber;
+    // Rotated-out tokens (rotate_token).
+    Oid retired_tokens = InvalidOid;
+    Oid retired_tokens_pkey = InvalidOid;
+    AttrNumber retired_session_id = InvalidAttrNumber;
     // Stateless tokens.
     Oid jwt_denylist = InvalidOid;
     Oid jwt_denylist_pkey = InvalidOid;
@@ -56,9 +62,10 @@ bool may_be_sessrev_table(Oid relid);
 
 // Reads the row of relid whose unique index indexid holds key (compared with
 // equal), as a fresh snapshot sees it: the latest committed state plus this
-// transaction's own changes. Copies the n by-value attributes attnums into
-// values and isnull; false when there is no such row. Reads without table
-// privileges: callers are gated by EXECUTE on their SQL function.
+// transaction's own changes. Copies the n attributes attnums into values and
+// isnull (by-reference ones detoasted into the current memory context); false
+// when there is no such row. Reads without table privileges: callers are gated
+// by EXECUTE on their SQL function.
 bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
                   const AttrNumber *attnums, Datum *values, bool *isnull);
 

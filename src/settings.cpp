@@ -15,6 +15,7 @@ namespace {
 constexpr int minute = 60;
 constexpr int day = 24 * 60 * minute;
 constexpr int max_cache_size = 64 * 1024 * 1024;
+constexpr int max_session_cache_size = 16 * 1024 * 1024;
 }  // namespace
 
 int session_ttl = 7 * day;
@@ -24,6 +25,7 @@ int idle_timeout = 0;
 int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
 int cache_size = 1024 * 1024;
+int session_cache_size = 128 * 1024;
 int cleanup_interval = 10 * minute;
 int max_sessions_per_user = 0;
 int reuse_interval = 10;
@@ -80,6 +82,15 @@ void define_settings() {
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("sessrev.cache_size must be between 0 and %d, got %d",
                                    max_cache_size, cache_size)));
+        DefineCustomIntVariable("sessrev.session_cache_size",
+                                "Entries in the shared-memory cache behind validate_session; 0 "
+                                "disables it.",
+                                "256 bytes per entry.", &session_cache_size, 128 * 1024, INT_MIN,
+                                INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        if (session_cache_size < 0 || session_cache_size > max_session_cache_size)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("sessrev.session_cache_size must be between 0 and %d, got %d",
+                                   max_session_cache_size, session_cache_size)));
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

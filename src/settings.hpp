@@ -13,6 +13,7 @@ extern int idle_timeout;
 extern int cleanup_batch_size;
 extern int audit_retention;
 extern int cache_size;  // entries; defined only when preloaded
+extern int session_cache_size;  // validate_session's entries; likewise
 extern int cleanup_interval;
 extern int max_sessions_per_user;
 extern int reuse_interval;

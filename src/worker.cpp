@@ -3,6 +3,8 @@
 #include "boundary.hpp"
 #include "cleanup.hpp"
 #include "settings.hpp"
+#include "touch_queue.hpp"
+#include "touch_writer.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -36,6 +38,8 @@ namespace sessrev::worker {
 namespace {
 
 constexpr const char *worker_name = "sessrev cleanup";
+// How often queued touches reach the table at the latest.
+constexpr long touch_write_ms = 1000;
 
 struct Shared {
     slock_t mutex;
@@ -115,6 +119,13 @@ void in_transaction(const char *activity, Body body) {
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+// Writes every queued touch (touch_queue.hpp), a batch per transaction.
+void write_touches() {
+    if (RecoveryInProgress()) return;
+    for (std::size_t taken = 1; taken > 0;)
+        in_transaction("sessrev: writing touches", [&] { taken = touch_writer::write_batch(); });
+}
+
 // One cleanup: every target, one transaction per batch, under the cleanup
 // lock that manual cleanups also take. Returns sessions deleted, or -1 when the
 // extension is missing or another cleanup holds the lock.
@@ -149,8 +160,11 @@ int64 run_cleanup(bool *reported_missing) {
     cleanup::Counts counts;
     for (cleanup::Target target : cleanup::targets) {
         cleanup::Walk walk(target, cutoffs.of(target));
-        while (!walk.done())
+        while (!walk.done()) {
             in_transaction("sessrev: cleanup batch", [&] { counts.of(target) += walk.next_batch(); });
+            // Requests' touches do not wait for a long cleanup.
+            write_touches();
+        }
     }
     in_transaction("sessrev: cleanup done", [&] {
         cleanup::write_audit(counts, worker_name);
@@ -209,6 +223,22 @@ bool wake() {
     return true;
 }
 
+bool serves(Oid database) {
+    if (shared == nullptr) return false;
+    SpinLockAcquire(&shared->mutex);
+    const bool serving = shared->pid != 0 && shared->database == database;
+    SpinLockRelease(&shared->mutex);
+    return serving;
+}
+
+void nudge() {
+    if (shared == nullptr) return;
+    SpinLockAcquire(&shared->mutex);
+    Latch *latch = shared->latch;
+    SpinLockRelease(&shared->mutex);
+    if (latch != nullptr) SetLatch(latch);
+}
+
 }  // namespace sessrev::worker
 
 namespace sessrev::worker {
@@ -250,6 +280,14 @@ void connect() {
     before_shmem_exit(forget_worker, 0);
 }
 
+// Queued touches first, then the cleanup if one is due.
+void run_once(bool cleanup_now, bool *reported_missing) {
+    write_touches();
+    if (!cleanup_now) return;
+    int64 deleted = run_cleanup(reported_missing);
+    if (deleted >= 0) record_run(deleted);
+}
+
 void run() {
     connect();
     MemoryContext run_context =
@@ -258,14 +296,13 @@ void run() {
     TimestampTz last_run = GetCurrentTimestamp();
     for (;;) {
         const int interval_s = sessrev::settings::cleanup_interval;
-        long timeout_ms = -1;
-        int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+        // Queued touches are written at least this often, whatever the interval.
+        long timeout_ms = touch_write_ms;
         if (interval_s > 0) {
             TimestampTz due = TimestampTzPlusMilliseconds(last_run, static_cast<int64>(interval_s) * 1000);
-            timeout_ms = Max(0L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due));
-            events |= WL_TIMEOUT;
+            timeout_ms = Min(timeout_ms, Max(0L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due)));
         }
-        WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
+        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
@@ -278,15 +315,15 @@ void run() {
                          TimestampDifferenceExceeds(
                              last_run, GetCurrentTimestamp(),
                              sessrev::settings::cleanup_interval * 1000);
-        if (!requested && !due) continue;
-        last_run = GetCurrentTimestamp();
-        if (RecoveryInProgress()) continue;
+        // volatile: read inside PG_TRY (setjmp).
+        const volatile bool cleanup_now = (requested || due) && !RecoveryInProgress();
+        if (requested || due) last_run = GetCurrentTimestamp();
+        if (!cleanup_now && touch_queue::waiting() == 0) continue;
 
         MemoryContext caller = MemoryContextSwitchTo(run_context);
         PG_TRY();
         {
-            int64 deleted = run_cleanup(&reported_missing);
-            if (deleted >= 0) record_run(deleted);
+            run_once(cleanup_now, &reported_missing);
         }
         PG_CATCH();
         {

@@ -30,4 +30,9 @@ Status status();
 // Asks a running worker to clean up now; false when there is none.
 bool wake();
 
+// True when a worker is running connected to database.
+bool serves(Oid database);
+// Wakes the worker to write queued touches (touch_queue.hpp) now.
+void nudge();
+
 }  // namespace sessrev::worker

@@ -1,0 +1,66 @@
+#include "touch_writer.hpp"
+
+#include "touch_queue.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/timestamp.h"
+}
+
+namespace sessrev::touch_writer {
+namespace {
+
+constexpr std::size_t batch = 1024;
+
+// Runs as the worker, a superuser: every operator is pg_catalog's, and rows
+// locked by another transaction (a revocation in progress) are skipped rather
+// than waited for, so that the worker never deadlocks with revocations (which
+// lock in id order too). A touch only moves last_active_at forward, and only
+// if no other touch has moved it past the threshold its request saw.
+constexpr const char *query = R"(
+WITH t AS (
+    SELECT DISTINCT ON (u.id) u.id, u.at, u.threshold
+      FROM pg_catalog.unnest($1, $2, $3) AS u(id, at, threshold)
+     ORDER BY u.id, u.at DESC),
+locked AS (
+    SELECT s.id, t.at
+      FROM sessrev.sessions s JOIN t ON s.id OPERATOR(pg_catalog.=) t.id
+     WHERE s.last_active_at OPERATOR(pg_catalog.<=) t.threshold
+       AND s.last_active_at OPERATOR(pg_catalog.<) t.at
+       AND NOT s.revoked
+     ORDER BY s.id
+       FOR UPDATE OF s SKIP LOCKED)
+UPDATE sessrev.sessions s SET last_active_at = locked.at
+  FROM locked WHERE s.id OPERATOR(pg_catalog.=) locked.id)";
+
+}  // namespace
+
+std::size_t write_batch() {
+    touch_queue::Touch touches[batch];
+    const std::size_t n = touch_queue::take(touches, batch);
+    // Without the extension (dropped meanwhile) the touches have no table.
+    if (n == 0 || !OidIsValid(get_extension_oid("sessrev", true))) return n;
+    Datum *ids = static_cast<Datum *>(palloc(n * sizeof(Datum)));
+    Datum *ats = static_cast<Datum *>(palloc(n * sizeof(Datum)));
+    Datum *thresholds = static_cast<Datum *>(palloc(n * sizeof(Datum)));
+    for (std::size_t i = 0; i < n; i++) {
+        ids[i] = UUIDPGetDatum(&touches[i].session_id);
+        ats[i] = TimestampTzGetDatum(touches[i].at);
+        thresholds[i] = TimestampTzGetDatum(touches[i].threshold);
+    }
+    Oid types[3] = {UUIDARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+    Datum values[3] = {
+        PointerGetDatum(construct_array(ids, static_cast<int>(n), UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+        PointerGetDatum(construct_array(ats, static_cast<int>(n), TIMESTAMPTZOID, sizeof(TimestampTz),
+                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(thresholds, static_cast<int>(n), TIMESTAMPTZOID,
+                                        sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+    const int rc = SPI_execute_with_args(query, 3, types, values, nullptr, false, 0);
+    if (rc != SPI_OK_UPDATE) elog(ERROR, "sessrev: could not write queued touches (SPI %d)", rc);
+    return n;
+}
+
+}  // namespace sessrev::touch_writer

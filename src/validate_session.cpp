@@ -1,0 +1,333 @@
+// SQL-callable validate_session(token text) and warm_session_cache(token
+// text). validate_session: who a live session's token
+// belongs to. Preloaded, a hit in the session cache (session_cache.hpp)
+// answers without reading the table; otherwise one indexed read of the latest
+// committed row. A due touch is queued for the worker (touch_queue.hpp) or,
+// where no worker serves this database, made in the caller's transaction
+// without ever waiting (sessrev.touch_session).
+#include "validate_session.hpp"
+
+#include "boundary.hpp"
+#include "cache.hpp"
+#include "cache_invalidation.hpp"
+#include "compat.hpp"
+#include "current_session.hpp"
+#include "session_cache.hpp"
+#include "session_lookup.hpp"
+#include "settings.hpp"
+#include "token.hpp"
+#include "touch_queue.hpp"
+#include "trigger_arming.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+}
+
+#include <cstring>
+
+namespace {
+
+namespace cache = sessrev::cache;
+namespace session_cache = sessrev::session_cache;
+namespace lookup = sessrev::lookup;
+using session_cache::Profile;
+
+// A SHA-256 as a bytea on the stack, for scan keys and fmgr calls.
+struct alignas(int32) HashBytea {
+    char header[VARHDRSZ];
+    unsigned char data[sessrev::token::hash_size];
+};
+
+// Calls the internal SECURITY DEFINER function sessrev.name(args) through fmgr
+// (which applies its rights and pinned search_path); *isnull receives whether
+// it returned NULL.
+Datum call_internal(const char *name, int nargs, const Oid *types, const NullableDatum *args,
+                    bool *isnull) {
+    List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup(name)));
+    const Oid function = LookupFuncName(qualified, nargs, types, false);
+    FmgrInfo flinfo;
+    fmgr_info(function, &flinfo);
+    LOCAL_FCINFO(call, 3);
+    InitFunctionCallInfoData(*call, &flinfo, nargs, InvalidOid, nullptr, nullptr);
+    for (int i = 0; i < nargs; i++) call->args[i] = args[i];
+    Datum result = FunctionCallInvoke(call);
+    *isnull = call->isnull;
+    return result;
+}
+
+// The session a rotated-out token stood for while sessrev.reuse_interval
+// lasts; after it, sessrev.validate_retired_token revokes the whole session
+// (token reuse) and there is none.
+bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
+    const lookup::Layout l = lookup::layout();
+    if (!lookup::fetch_unique(l.retired_tokens, l.retired_tokens_pkey, F_BYTEAEQ,
+                              PointerGetDatum(hash), 0, nullptr, nullptr, nullptr))
+        return false;
+    const Oid types[1] = {BYTEAOID};
+    const NullableDatum args[1] = {{PointerGetDatum(hash), false}};
+    bool isnull;
+    Datum id = call_internal("validate_retired_token", 1, types, args, &isnull);
+    if (isnull) return false;
+    memcpy(session_id, DatumGetUUIDP(id), sizeof *session_id);
+    return true;
+}
+
+// Reads the latest committed row (plus this transaction's own changes)
+// through the token's or the id's unique index into profile; true when it is a
+// live session whose user id and metadata fit the caller's buffer.
+bool read_live_session(lookup::Key by, Datum value, Profile *profile, Datum *user_id,
+                       Datum *metadata) {
+    const lookup::Layout l = lookup::layout();
+    const AttrNumber attnums[6] = {l.id, l.user_id, l.revoked, l.expires_at, l.last_active_at, l.metadata};
+    Datum values[6];
+    bool isnull[6];
+    if (!lookup::fetch_unique(l.sessions, by == lookup::Key::token_hash ? l.token_index : l.id_index,
+                              by == lookup::Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 6,
+                              attnums, values, isnull))
+        return false;
+    for (bool null : isnull)
+        if (null) return false;
+    if (DatumGetBool(values[2])) return false;
+    const cache::Times times{DatumGetTimestampTz(values[3]), DatumGetTimestampTz(values[4])};
+    if (!lookup::times_are_live(times)) return false;
+    memcpy(&profile->session_id, DatumGetUUIDP(values[0]), sizeof profile->session_id);
+    profile->expires_at = times.expires_at;
+    profile->last_active_at = times.last_active_at;
+    *user_id = values[1];
+    *metadata = values[5];
+    return true;
+}
+
+// Copies the row's user id and metadata into the profile's payload when they
+// fit; false when they do not (the profile then serves this call only).
+bool pack(Profile *profile, Datum user_id, Datum metadata) {
+    const text *user = DatumGetTextPP(user_id);
+    const std::size_t user_length = VARSIZE_ANY_EXHDR(user);
+    const std::size_t metadata_length = VARSIZE(DatumGetPointer(metadata));
+    profile->user_id_length = static_cast<uint16>(Min(user_length, static_cast<std::size_t>(PG_UINT16_MAX)));
+    profile->metadata_length = static_cast<uint16>(Min(metadata_length, static_cast<std::size_t>(PG_UINT16_MAX)));
+    if (!session_cache::fits(user_length, metadata_length)) return false;
+    memcpy(profile->payload, VARDATA_ANY(user), user_length);
+    memcpy(profile->payload + user_length, DatumGetPointer(metadata), metadata_length);
+    return true;
+}
+
+// The touch that is due makes last_active_at now(); false when the session
+// was revoked by a transaction that committed meanwhile.
+TimestampTz touch_threshold() {
+    int64 every = static_cast<int64>(sessrev::settings::touch_interval) * USECS_PER_SEC;
+    const int64 idle = static_cast<int64>(sessrev::settings::idle_timeout) * USECS_PER_SEC;
+    // Often enough that an active session never looks idle.
+    if (idle > 0 && idle / 2 < every) every = idle / 2;
+    return GetCurrentTransactionStartTimestamp() - every;
+}
+
+enum class Touched { queued, written, skipped, gone };
+
+Touched touch(const pg_uuid_t &session_id, TimestampTz threshold) {
+    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    if (sessrev::touch_queue::push({session_id, now, threshold})) return Touched::queued;
+    // No worker serves this database (or its queue is full): touch here,
+    // without waiting for anyone (sessrev.touch_session).
+    const Oid types[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+    const NullableDatum args[3] = {{UUIDPGetDatum(const_cast<pg_uuid_t *>(&session_id)), false},
+                                   {TimestampTzGetDatum(now), false},
+                                   {TimestampTzGetDatum(threshold), false}};
+    bool isnull;
+    const Datum written = call_internal("touch_session", 3, types, args, &isnull);
+    if (isnull) return Touched::gone;
+    return DatumGetBool(written) ? Touched::written : Touched::skipped;
+}
+
+Datum no_row(FunctionCallInfo fcinfo) {
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, rsinfo->expectedDesc != nullptr ? MAT_SRF_USE_EXPECTED_DESC : 0);
+    return (Datum) 0;
+}
+
+Datum one_row(FunctionCallInfo fcinfo, const Profile &p, Datum user_id, Datum metadata) {
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, rsinfo->expectedDesc != nullptr ? MAT_SRF_USE_EXPECTED_DESC : 0);
+    pg_uuid_t *id = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+    memcpy(id, &p.session_id, sizeof *id);
+    Datum values[5] = {UUIDPGetDatum(id), user_id, TimestampTzGetDatum(p.expires_at),
+                       TimestampTzGetDatum(p.last_active_at), metadata};
+    bool nulls[5] = {false, false, false, false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return (Datum) 0;
+}
+
+// New tokens (create_session, rotate_token) whose entries are filled once
+// their transaction commits: before that, no other backend could find their
+// row, and a rollback must leave nothing behind. Their tickets are read just
+// before the commit, while no other transaction can yet have changed the row,
+// so a revocation committed after ours kills the fill.
+struct Warm {
+    cache::Key key;
+    uint64 place;
+    Profile profile;
+    cache::FillTicket ticket;
+};
+constexpr int max_warm = 8;
+Warm warm[max_warm];
+int warm_count = 0;
+
+void on_transaction_end(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            for (int i = 0; i < warm_count; i++) warm[i].ticket = cache::ticket(warm[i].key);
+            break;
+        case XACT_EVENT_COMMIT:
+            for (int i = 0; i < warm_count; i++) {
+                const Warm &w = warm[i];
+                session_cache::fill(w.key, w.place, w.profile, w.ticket);
+                cache::fill(w.key, w.place, {w.profile.expires_at, w.profile.last_active_at}, w.ticket);
+            }
+            warm_count = 0;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            warm_count = 0;
+            break;
+        default:
+            break;
+    }
+}
+
+// A subtransaction that rolls back takes its new tokens with it; fills are
+// dropped conservatively (a miss, never a wrong answer).
+void on_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event == SUBXACT_EVENT_ABORT_SUB) warm_count = 0;
+}
+
+}  // namespace
+
+namespace sessrev::validation {
+
+void register_callbacks() {
+    RegisterXactCallback(on_transaction_end, nullptr);
+    RegisterSubXactCallback(on_subtransaction_end, nullptr);
+}
+
+}  // namespace sessrev::validation
+
+// warm_session_cache(token text) RETURNS void: caches the session of a token
+// this transaction has just created (or rotated to) once it commits. Internal:
+// called by create_session and rotate_session_token, granted to nobody; it
+// stores only what it reads from the row itself.
+SESSREV_FUNCTION(warm_session_cache) {
+    if (PG_ARGISNULL(0) || !session_cache::enabled() || !sessrev::arming::cache_may_serve() ||
+        warm_count == max_warm)
+        PG_RETURN_VOID();
+    const text *token = PG_GETARG_TEXT_PP(0);
+    const std::size_t length = VARSIZE_ANY_EXHDR(token);
+    Warm &w = warm[warm_count];
+    w.key = cache::Key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
+    w.place = cache::place_of(w.key, VARDATA_ANY(token), length);
+    const sessrev::token::Hash hash = sessrev::token::sha256({VARDATA_ANY(token), length});
+    memcpy(w.key.bytes, hash.data(), hash.size());
+    HashBytea hash_bytea;
+    SET_VARSIZE(&hash_bytea, sizeof hash_bytea);
+    memcpy(hash_bytea.data, hash.data(), hash.size());
+    Datum user_id, metadata;
+    if (read_live_session(lookup::Key::token_hash, PointerGetDatum(&hash_bytea), &w.profile,
+                          &user_id, &metadata) &&
+        pack(&w.profile, user_id, metadata))
+        warm_count++;
+    PG_RETURN_VOID();
+}
+
+// validate_session(token text) RETURNS TABLE(session_id uuid, user_id text,
+//     expires_at timestamptz, last_active_at timestamptz, metadata jsonb)
+SESSREV_FUNCTION(validate_session) {
+    // Until this validation succeeds, the transaction has no current session.
+    sessrev::current_session::forget();
+    if (PG_ARGISNULL(0)) return no_row(fcinfo);
+    const text *token = PG_GETARG_TEXT_PP(0);
+    const std::size_t length = VARSIZE_ANY_EXHDR(token);
+    if (length == 0) return no_row(fcinfo);
+
+    // The token's cache set is fetched from memory while its SHA-256 is computed.
+    cache::Key key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
+    const bool usable = session_cache::enabled() && sessrev::invalidation::cache_usable();
+    uint64 place = 0;
+    if (usable) {
+        place = cache::place_of(key, VARDATA_ANY(token), length);
+        session_cache::prefetch(place);
+    }
+    const sessrev::token::Hash hash = sessrev::token::sha256({VARDATA_ANY(token), length});
+    memcpy(key.bytes, hash.data(), hash.size());
+
+    Profile profile;
+    Datum user_id = 0;
+    Datum metadata = 0;
+    cache::FillTicket ticket{};
+    bool from_cache = usable && session_cache::lookup(key, place, &profile, &ticket) &&
+                      lookup::times_are_live({profile.expires_at, profile.last_active_at});
+    bool cacheable = false;
+    if (from_cache) {
+        user_id = PointerGetDatum(cstring_to_text_with_len(profile.payload, profile.user_id_length));
+        void *stored = palloc(profile.metadata_length);
+        memcpy(stored, profile.payload + profile.user_id_length, profile.metadata_length);
+        metadata = PointerGetDatum(stored);
+    } else {
+        if (usable) {
+            session_cache::count_miss(place);
+            // Read before the lookup's snapshot: a fill racing a revocation is dead.
+            ticket = cache::ticket(key);
+        }
+        HashBytea hash_bytea;
+        SET_VARSIZE(&hash_bytea, sizeof hash_bytea);
+        memcpy(hash_bytea.data, hash.data(), hash.size());
+        bool live = read_live_session(lookup::Key::token_hash, PointerGetDatum(&hash_bytea),
+                                      &profile, &user_id, &metadata);
+        if (live) {
+            cacheable = usable && cache::may_fill() && pack(&profile, user_id, metadata);
+        } else {
+            // A rotated-out token still serves requests in flight (never cached).
+            pg_uuid_t session_id;
+            if (!session_of_retired_token(&hash_bytea, &session_id) ||
+                !read_live_session(lookup::Key::session_id, UUIDPGetDatum(&session_id), &profile,
+                                   &user_id, &metadata))
+                return no_row(fcinfo);
+        }
+    }
+
+    const TimestampTz threshold = touch_threshold();
+    if (profile.last_active_at <= threshold) {
+        switch (touch(profile.session_id, threshold)) {
+            case Touched::gone:
+                return no_row(fcinfo);
+            case Touched::queued:
+                // The queued touch will write now(): cache what it will say.
+                profile.last_active_at = GetCurrentTransactionStartTimestamp();
+                if (from_cache) cacheable = pack(&profile, user_id, metadata);
+                break;
+            case Touched::written:
+                profile.last_active_at = GetCurrentTransactionStartTimestamp();
+                cacheable = false;  // this transaction now has a write of its own
+                break;
+            case Touched::skipped:
+                break;
+        }
+    }
+    if (cacheable) {
+        session_cache::fill(key, place, profile, ticket);
+        cache::fill(key, place, {profile.expires_at, profile.last_active_at}, ticket);
+    }
+
+    const text *user = DatumGetTextPP(user_id);
+    sessrev::current_session::remember(profile.session_id, VARDATA_ANY(user), VARSIZE_ANY_EXHDR(user));
+    return one_row(fcinfo, profile, user_id, metadata);
+}
