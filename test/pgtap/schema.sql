@@ -98,10 +98,13 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
+                'session_cache_stats()',
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
                 'sessions_changed()',
                 'user_table_changed()',
+                'validate_session(token text)',
                 'wake_cleanup_worker()',
+                'warm_session_cache(token text)',
                 'worker_status()'],
           'the C++ functions are the ones the contract names');
 

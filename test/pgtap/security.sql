@@ -115,13 +115,19 @@ SELECT is(ARRAY(SELECT DISTINCT what FROM sectap_evil.called WHERE what NOT LIKE
           'control: under that search_path her now, current_setting, octet_length and jsonb_typeof replace the builtins');
 DELETE FROM sectap_evil.called;
 
--- Mallory may call every SECURITY DEFINER function of sessrev, found in pg_proc.
+-- Mallory may call every SECURITY DEFINER function of sessrev, found in
+-- pg_proc, and validate_session, which is C++ and calls two of them
+-- (touch_session, validate_retired_token) itself.
+CREATE TEMP VIEW sectap_definer_surface AS
+SELECT p.oid::regprocedure AS fn FROM pg_proc p
+ WHERE p.pronamespace = 'sessrev'::regnamespace
+   AND (p.prosecdef OR p.oid = 'sessrev.validate_session(text)'::regprocedure);
 GRANT USAGE ON SCHEMA sessrev TO sectap_mallory;
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
-    FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef LOOP
+    FOR f IN SELECT fn FROM sectap_definer_surface LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO sectap_mallory', f);
     END LOOP;
 END
@@ -137,6 +143,7 @@ SELECT session_id AS h4_id, token AS h4_tok FROM sessrev.create_session('sectap-
 SELECT session_id AS h5_id FROM sessrev.create_session('sectap-h') \gset
 UPDATE sessrev.sessions SET last_active_at = now() - interval '10 minutes' WHERE id = :'h1_id';
 SELECT (now() + interval '1 hour')::text AS jwt_exp \gset
+SELECT sessrev.hash_token(:'h1_tok') AS h1_hash \gset
 
 -- Every call, as mallory under her search_path, with valid arguments; no
 -- statement here uses an operator of its own. The emergency logout comes last:
@@ -164,6 +171,11 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.rotate_token(text)', string_agg
 -- The rotated-out token, within sessrev.reuse_interval: the retired-token branch.
 INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_session(text)', string_agg(r::text, ';')
   FROM sessrev.validate_session(:'h1_tok') r;
+-- validate_session's internal helpers, called directly.
+INSERT INTO sectap_app.exercised SELECT 'sessrev.touch_session(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
+  FROM sessrev.touch_session(:'h1_id', now(), now()) r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_retired_token(bytea)', string_agg(r::text, ';')
+  FROM sessrev.validate_retired_token(:'h1_hash') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_my_other_sessions()', string_agg(r::text, ';')
   FROM sessrev.revoke_my_other_sessions() r;
 INSERT INTO sectap_app.exercised
@@ -191,11 +203,10 @@ RESET ROLE;
 RESET sessrev.idle_timeout;
 
 SELECT set_eq($$SELECT DISTINCT fn FROM sectap_app.exercised$$,
-              $$SELECT p.oid::regprocedure FROM pg_proc p
-                 WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef$$,
-              'every SECURITY DEFINER function of sessrev was called under the hostile search_path');
+              $$SELECT fn FROM sectap_definer_surface$$,
+              'every SECURITY DEFINER function of sessrev (and validate_session) was called under the hostile search_path');
 SELECT is((SELECT count(DISTINCT fn)::int FROM sectap_app.exercised),
-          (SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'sessrev'::regnamespace AND p.prosecdef),
+          (SELECT count(*)::int FROM sectap_definer_surface),
           'as many SECURITY DEFINER functions were exercised as pg_proc lists');
 SELECT is(ARRAY(SELECT who || ': ' || what FROM sectap_evil.called), '{}'::text[],
           'none of mallory''s operators or functions ran inside any SECURITY DEFINER function');
