@@ -27,6 +27,7 @@ int audit_retention = 90 * day;
 int cache_size = 1024 * 1024;
 int session_cache_size = 128 * 1024;
 int cleanup_interval = 10 * minute;
+int cleanup_delay = 100;
 int max_sessions_per_user = 0;
 int reuse_interval = 10;
 char *database = nullptr;
@@ -60,6 +61,13 @@ void define_settings() {
                             "How often the background worker cleans up; 0 turns it off.", nullptr,
                             &cleanup_interval, 10 * minute, 0, INT_MAX / 1000, PGC_SIGHUP,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.cleanup_delay",
+                            "Pause of the background worker between cleanup batches; 0 runs "
+                            "them back to back.",
+                            "Like autovacuum_vacuum_cost_delay: a longer pause leaves more of the "
+                            "machine to requests while a large cleanup runs.",
+                            &cleanup_delay, 100, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
     DefineCustomIntVariable("sessrev.max_sessions_per_user",
                             "Live sessions a user may have; a new one revokes the least recently "
                             "active beyond it. 0 means unlimited.",

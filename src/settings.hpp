@@ -15,6 +15,7 @@ extern int audit_retention;
 extern int cache_size;  // entries; defined only when preloaded
 extern int session_cache_size;  // validate_session's entries; likewise
 extern int cleanup_interval;
+extern int cleanup_delay;  // milliseconds between the worker's cleanup batches
 extern int max_sessions_per_user;
 extern int reuse_interval;
 extern char *database;  // the worker's database; defined only when preloaded

@@ -23,7 +23,8 @@ constexpr std::size_t batch = 1024;
 constexpr const char *query = R"(
 WITH t AS (
     SELECT DISTINCT ON (u.id) u.id, u.at, u.threshold
-      FROM pg_catalog.unnest($1, $2, $3) AS u(id, at, threshold)
+      FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))
+           AS u(id, at, threshold)
      ORDER BY u.id, u.at DESC),
 locked AS (
     SELECT s.id, t.at

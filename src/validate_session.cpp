@@ -293,7 +293,9 @@ SESSREV_FUNCTION(validate_session) {
         bool live = read_live_session(lookup::Key::token_hash, PointerGetDatum(&hash_bytea),
                                       &profile, &user_id, &metadata);
         if (live) {
-            cacheable = usable && cache::may_fill() && pack(&profile, user_id, metadata);
+            // One too large to cache is counted by the fill, and answered from the table.
+            pack(&profile, user_id, metadata);
+            cacheable = usable && cache::may_fill();
         } else {
             // A rotated-out token still serves requests in flight (never cached).
             pg_uuid_t session_id;
@@ -312,7 +314,7 @@ SESSREV_FUNCTION(validate_session) {
             case Touched::queued:
                 // The queued touch will write now(): cache what it will say.
                 profile.last_active_at = GetCurrentTransactionStartTimestamp();
-                if (from_cache) cacheable = pack(&profile, user_id, metadata);
+                if (from_cache) cacheable = true;
                 break;
             case Touched::written:
                 profile.last_active_at = GetCurrentTransactionStartTimestamp();

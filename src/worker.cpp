@@ -126,6 +126,17 @@ void write_touches() {
         in_transaction("sessrev: writing touches", [&] { taken = touch_writer::write_batch(); });
 }
 
+// Leaves the machine to requests for sessrev.cleanup_delay between batches.
+void pause_between_batches() {
+    if (settings::cleanup_delay <= 0) return;
+    WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, settings::cleanup_delay, PG_WAIT_EXTENSION);
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+    }
+}
+
 // One cleanup: every target, one transaction per batch, under the cleanup
 // lock that manual cleanups also take. Returns sessions deleted, or -1 when the
 // extension is missing or another cleanup holds the lock.
@@ -164,6 +175,7 @@ int64 run_cleanup(bool *reported_missing) {
             in_transaction("sessrev: cleanup batch", [&] { counts.of(target) += walk.next_batch(); });
             // Requests' touches do not wait for a long cleanup.
             write_touches();
+            if (!walk.done()) pause_between_batches();
         }
     }
     in_transaction("sessrev: cleanup done", [&] {

@@ -247,8 +247,14 @@ sessrev.cache_size = 10000
 		# go through, and a deleted user must not keep live sessions silently.
 		my $pdb = 'part_' . ($old =~ s/\W/_/gr);
 		$node->safe_psql('postgres', "CREATE DATABASE $pdb");
+		$node->safe_psql($pdb, "CREATE EXTENSION sessrev VERSION '$old'");
+		# Releases since 1.1 refuse to track a partitioned table themselves.
+		my ($refused) = $node->psql($pdb, q{
+			CREATE TABLE public.probe (id text) PARTITION BY LIST (id);
+			SELECT sessrev.track_user_table('probe', 'id')});
+		$node->safe_psql($pdb, 'DROP TABLE public.probe');
+		next if $refused != 0;
 		$node->safe_psql($pdb, qq{
-			CREATE EXTENSION sessrev VERSION '$old';
 			CREATE TABLE public.users (id text, pw text, role text) PARTITION BY LIST (role);
 			CREATE TABLE public.users_member PARTITION OF public.users FOR VALUES IN ('member');
 			CREATE TABLE public.users_admin PARTITION OF public.users FOR VALUES IN ('admin');
