@@ -143,7 +143,7 @@ SELECT session_id AS h4_id, token AS h4_tok FROM sessrev.create_session('sectap-
 SELECT session_id AS h5_id FROM sessrev.create_session('sectap-h') \gset
 UPDATE sessrev.sessions SET last_active_at = now() - interval '10 minutes' WHERE id = :'h1_id';
 SELECT (now() + interval '1 hour')::text AS jwt_exp \gset
-SELECT sessrev.hash_token(:'h1_tok') AS h1_hash \gset
+SELECT sessrev.hash_token(:'h1_tok') AS h1_hash, now()::text AS h_now \gset
 
 -- Every call, as mallory under her search_path, with valid arguments; no
 -- statement here uses an operator of its own. The emergency logout comes last:
@@ -173,7 +173,7 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_session(text)', string
   FROM sessrev.validate_session(:'h1_tok') r;
 -- validate_session's internal helpers, called directly.
 INSERT INTO sectap_app.exercised SELECT 'sessrev.touch_session(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
-  FROM sessrev.touch_session(:'h1_id', now(), now()) r;
+  FROM sessrev.touch_session(:'h1_id', :'h_now', :'h_now') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_retired_token(bytea)', string_agg(r::text, ';')
   FROM sessrev.validate_retired_token(:'h1_hash') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_my_other_sessions()', string_agg(r::text, ';')
