@@ -29,6 +29,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/tuplestore.h"
 }
 
@@ -148,15 +149,48 @@ Touched touch(const pg_uuid_t &session_id, TimestampTz threshold) {
     return DatumGetBool(written) ? Touched::written : Touched::skipped;
 }
 
-Datum no_row(FunctionCallInfo fcinfo) {
+// The result's row type (session_id uuid, user_id text, expires_at, last_active_at
+// timestamptz, metadata jsonb), made once per backend and pinned: the executor
+// frees a result descriptor after every call unless it is reference-counted,
+// and copying one per call (InitMaterializedSRF) is a good part of the cost of
+// a hit.
+TupleDesc result_desc() {
+    static TupleDesc desc = nullptr;
+    if (desc != nullptr) return desc;
+    MemoryContext caller = MemoryContextSwitchTo(TopMemoryContext);
+    TupleDesc d = CreateTemplateTupleDesc(5);
+    TupleDescInitEntry(d, 1, "session_id", UUIDOID, -1, 0);
+    TupleDescInitEntry(d, 2, "user_id", TEXTOID, -1, 0);
+    TupleDescInitEntry(d, 3, "expires_at", TIMESTAMPTZOID, -1, 0);
+    TupleDescInitEntry(d, 4, "last_active_at", TIMESTAMPTZOID, -1, 0);
+    TupleDescInitEntry(d, 5, "metadata", JSONBOID, -1, 0);
+    d->tdrefcount = 1;  // never released: lives as long as the backend
+    MemoryContextSwitchTo(caller);
+    desc = d;
+    return desc;
+}
+
+ReturnSetInfo *materialized(FunctionCallInfo fcinfo) {
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    InitMaterializedSRF(fcinfo, rsinfo->expectedDesc != nullptr ? MAT_SRF_USE_EXPECTED_DESC : 0);
+    if (rsinfo == nullptr || !IsA(rsinfo, ReturnSetInfo) || !(rsinfo->allowedModes & SFRM_Materialize))
+        throw sessrev::SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                                "validate_session must be called where a set is accepted");
+    rsinfo->returnMode = SFRM_Materialize;
+    return rsinfo;
+}
+
+// No row: the executor makes the empty result itself.
+Datum no_row(FunctionCallInfo fcinfo) {
+    materialized(fcinfo);
     return (Datum) 0;
 }
 
 Datum one_row(FunctionCallInfo fcinfo, const Profile &p, Datum user_id, Datum metadata) {
-    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    InitMaterializedSRF(fcinfo, rsinfo->expectedDesc != nullptr ? MAT_SRF_USE_EXPECTED_DESC : 0);
+    ReturnSetInfo *rsinfo = materialized(fcinfo);
+    MemoryContext caller = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+    rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
+    rsinfo->setDesc = result_desc();
+    MemoryContextSwitchTo(caller);
     pg_uuid_t *id = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
     memcpy(id, &p.session_id, sizeof *id);
     Datum values[5] = {UUIDPGetDatum(id), user_id, TimestampTzGetDatum(p.expires_at),
@@ -165,6 +199,10 @@ Datum one_row(FunctionCallInfo fcinfo, const Profile &p, Datum user_id, Datum me
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     return (Datum) 0;
 }
+
+}  // namespace
+
+namespace {
 
 // New tokens (create_session, rotate_token) whose entries are filled once
 // their transaction commits: before that, no other backend could find their

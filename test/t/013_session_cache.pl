@@ -51,6 +51,12 @@ is(sql(qq{SELECT sessrev.current_user_id() || ' ' || sessrev.current_session_id(
             FROM sessrev.validate_session('$token')}), "alice $id",
 	'a hit sets current_user_id() and current_session_id()');
 
+# Called in a select list rather than FROM, it returns the same row, or none.
+is(sql(qq{SELECT (v).session_id || '|' || (v).user_id || '|' || (v).expires_at || '|' || (v).last_active_at || '|' || (v).metadata
+            FROM (SELECT sessrev.validate_session('$token') v) s}), $hit, 'in a select list: the same row');
+is(sql(q{SELECT count(*) FROM (SELECT sessrev.validate_session('no-such-token')) s}), '0',
+	'in a select list: no row for an unknown token');
+
 # Direct UPDATEs of returned columns are seen by another connection's next call.
 my $other = $node->background_psql('postgres');
 is($other->query_safe(sprintf $row, $token), $hit, 'another connection hits the same row');
