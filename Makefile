@@ -13,10 +13,32 @@ PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra
 SHLIB_LINK += -lcrypto -lstdc++
 
+# make SANITIZE=1: an AddressSanitizer + UndefinedBehaviorSanitizer build (gcc),
+# stopping at the first finding, for test/run --sanitize. The server is not
+# instrumented: the sanitizer runtime must be preloaded into it (LD_PRELOAD), so
+# never install this build into a PostgreSQL others use. No LLVM bitcode: the
+# sanitizer build is never JIT-inlined.
+ifeq ($(SANITIZE),1)
+sanitize_flags = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+PG_CXXFLAGS += $(sanitize_flags) -g
+SHLIB_LINK  += $(sanitize_flags)
+override with_llvm = no
+# It only works in servers started with that runtime preloaded: install it only
+# into the PostgreSQL of one of test/matrix's chroots (marked by
+# /etc/sessrev-chroot), never the host's.
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+ifeq ($(wildcard /etc/sessrev-chroot),)
+$(error make SANITIZE=1 install: refused outside a chroot (see test/matrix asan))
+endif
+endif
+endif
+
 # pg_regress reads test/sql/*.sql and, in PostgreSQL 15, looks for expected
 # output under the output directory (the top level) first: expected/ here.
 REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test
+
+EXTRA_CLEAN = .build-flavor results regression.diffs regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -28,13 +50,21 @@ override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_ser
 # PGXS compiles LLVM bitcode with clang, which does not see PG_CXXFLAGS.
 COMPILE.cxx.bc += -std=c++17
 
+# Switching between the two builds rebuilds everything, so that a plain
+# `make install` never installs objects left by a sanitizer build: .build-flavor
+# names the build the objects are from, and is rewritten (newer than them) when
+# that changes.
+build_flavor := $(if $(filter 1,$(SANITIZE)),sanitize,plain)
+ifneq ($(shell cat .build-flavor 2>/dev/null),$(build_flavor))
+$(shell echo $(build_flavor) >.build-flavor)
+endif
+
 # PGXS tracks no header dependencies: rebuild everything when a header changes.
-$(OBJS): $(wildcard src/*.hpp)
+$(OBJS): $(wildcard src/*.hpp) .build-flavor
 
 sql/sessrev--1.2.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql
 	cat $^ > $@
 
-EXTRA_CLEAN = results regression.diffs regression.out
 
 # The PGXN release zip of the committed tree, named by META.json's version.
 DIST_VERSION = $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' META.json)
