@@ -119,10 +119,13 @@ void in_transaction(const char *activity, Body body) {
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-// Writes every queued touch (touch_queue.hpp), a batch per transaction.
+// Writes the queued touches (touch_queue.hpp), a batch per transaction; at
+// most 64 batches at a time, so that a queue refilled as fast as it drains
+// cannot starve the cleanup.
 void write_touches() {
     if (RecoveryInProgress()) return;
-    for (std::size_t taken = 1; taken > 0;)
+    std::size_t taken = 1;
+    for (int batches = 0; taken > 0 && batches < 64; batches++)
         in_transaction("sessrev: writing touches", [&] { taken = touch_writer::write_batch(); });
 }
 
