@@ -113,8 +113,10 @@ $node->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'backup', has_streaming => 1);
 $standby->start;
-sql(sprintf($expired_rows, 30));
+# The primary's worker stops cleaning first, so the rows reach the standby.
 sql(q{ALTER SYSTEM SET sessrev.cleanup_interval = 0; SELECT pg_reload_conf()});
+sleep 2;
+sql(sprintf($expired_rows, 30));
 $node->wait_for_catchup($standby);
 $standby->poll_query_until('postgres',
 	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'sessrev cleanup'}) or die;
