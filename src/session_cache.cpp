@@ -65,6 +65,16 @@ uint32 set_of(uint64 place) {
 int partition_of(uint32 set) { return static_cast<int>(set % partitions); }
 LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
+// Brackets a writer's changes to a partition's sets (under its exclusive lock).
+void begin_write(Partition &p) {
+    pg_atomic_fetch_add_u32(&p.seq, 1);
+    pg_write_barrier();
+}
+void end_write(Partition &p) {
+    pg_write_barrier();
+    pg_atomic_fetch_add_u32(&p.seq, 1);
+}
+
 bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
 bool matches(const Entry &e, const cache::Identity &id) {
     return e.fingerprint[0] == id.fingerprint[0] && e.fingerprint[1] == id.fingerprint[1];
@@ -187,8 +197,7 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
     const cache::Identity id = cache::identity_of(key);
     if (cache::current_epoch(id.bucket) != ticket.epoch) return;  // already dead
     LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-    pg_atomic_fetch_add_u32(&p.seq, 1);
-    pg_write_barrier();
+    begin_write(p);
     Set &set = sets[set_index];
     Entry *e = nullptr;
     for (Entry &way : set.way)
@@ -220,8 +229,7 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
     e->last_active_at = profile.last_active_at;
     e->session_id = profile.session_id;
     memcpy(e->payload, profile.payload, profile.user_id_length + profile.metadata_length);
-    pg_write_barrier();
-    pg_atomic_fetch_add_u32(&p.seq, 1);
+    end_write(p);
     LWLockRelease(lock_of(part));
 }
 
@@ -245,12 +253,10 @@ void clear() {
     for (int part = 0; part < partitions; part++) {
         Partition &p = shared->partition[part];
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-        pg_atomic_fetch_add_u32(&p.seq, 1);
-        pg_write_barrier();
+        begin_write(p);
         for (uint32 set = part; set < shared->sets; set += partitions)
             memset(static_cast<void *>(&sets[set]), 0, sizeof(Set));
-        pg_write_barrier();
-        pg_atomic_fetch_add_u32(&p.seq, 1);
+        end_write(p);
         pg_atomic_write_u64(&p.entries, 0);
         LWLockRelease(lock_of(part));
     }

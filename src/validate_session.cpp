@@ -122,8 +122,7 @@ bool pack(Profile *profile, Datum user_id, Datum metadata) {
     return true;
 }
 
-// The touch that is due makes last_active_at now(); false when the session
-// was revoked by a transaction that committed meanwhile.
+// A touch is due when last_active_at is at or before this.
 TimestampTz touch_threshold() {
     int64 every = static_cast<int64>(sessrev::settings::touch_interval) * USECS_PER_SEC;
     const int64 idle = static_cast<int64>(sessrev::settings::idle_timeout) * USECS_PER_SEC;
@@ -132,6 +131,8 @@ TimestampTz touch_threshold() {
     return GetCurrentTransactionStartTimestamp() - every;
 }
 
+// A due touch makes last_active_at now(); gone when the session was revoked
+// by a transaction that committed meanwhile.
 enum class Touched { queued, written, skipped, gone };
 
 Touched touch(const pg_uuid_t &session_id, TimestampTz threshold) {
