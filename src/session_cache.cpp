@@ -14,13 +14,18 @@ extern "C" {
 namespace sessrev::session_cache {
 namespace {
 
-constexpr int ways = 2;  // a set is 512 bytes, fetched whole while the token is hashed
+// A set is 512 bytes, fetched whole while the token is hashed, of four
+// 128-byte slots. An entry takes one slot when its user id and metadata fit in
+// the slot after its header, else two adjacent ones: small sessions get four
+// ways, and two entries that share a set no longer push each other out.
+constexpr int slots = 4;
+constexpr std::size_t slot_bytes = 128;
 constexpr int partitions = 128;
 constexpr const char *tranche = "sessrev_session_cache";
 
-// All-zero fingerprint: a free way. Alive while epoch is its bucket's current
+// All-zero fingerprint: a free slot. Alive while epoch is its bucket's current
 // one (cache::current_epoch), exactly like an is_revoked entry.
-struct Entry {
+struct Header {
     uint64 fingerprint[2];
     uint32 epoch;
     uint16 user_id_length;
@@ -28,13 +33,26 @@ struct Entry {
     TimestampTz expires_at;
     TimestampTz last_active_at;
     pg_uuid_t session_id;
+};
+constexpr std::size_t slot_payload = slot_bytes - sizeof(Header);
+static_assert(sizeof(Header) + payload_bytes == 2 * slot_bytes, "the largest entry fills two slots");
+
+// An entry at slot s: its header, then its payload running on over slot s + 1
+// when it takes two.
+struct Entry {
+    Header header;
     char payload[payload_bytes];
 };
-static_assert(sizeof(Entry) == 256, "four cache lines an entry");
 
 struct alignas(128) Set {
-    Entry way[ways];
+    unsigned char bytes[slots * slot_bytes];
 };
+static_assert(sizeof(Set) == 512, "eight cache lines a set");
+
+int span_of(std::size_t payload_length) { return payload_length <= slot_payload ? 1 : 2; }
+
+Header *header_at(Set &set, int slot) { return reinterpret_cast<Header *>(set.bytes + slot * slot_bytes); }
+Entry *entry_at(Set &set, int slot) { return reinterpret_cast<Entry *>(set.bytes + slot * slot_bytes); }
 
 struct alignas(64) Partition {
     pg_atomic_uint32 seq;  // odd while a writer changes one of its sets
@@ -56,7 +74,11 @@ Set *sets = nullptr;
 LWLockPadded *locks = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 
-uint32 set_count(int capacity) { return static_cast<uint32>((capacity + ways - 1) / ways); }
+// capacity counts entries of the largest size: two a set.
+constexpr int largest_per_set = slots / 2;
+uint32 set_count(int capacity) {
+    return static_cast<uint32>((capacity + largest_per_set - 1) / largest_per_set);
+}
 int capacity() { return settings::cache_size > 0 ? settings::session_cache_size : 0; }
 
 uint32 set_of(uint64 place) {
@@ -75,9 +97,86 @@ void end_write(Partition &p) {
     pg_atomic_fetch_add_u32(&p.seq, 1);
 }
 
-bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
-bool matches(const Entry &e, const cache::Identity &id) {
-    return e.fingerprint[0] == id.fingerprint[0] && e.fingerprint[1] == id.fingerprint[1];
+bool is_free(const Header &h) { return (h.fingerprint[0] | h.fingerprint[1]) == 0; }
+bool matches(const Header &h, const cache::Identity &id) {
+    return h.fingerprint[0] == id.fingerprint[0] && h.fingerprint[1] == id.fingerprint[1];
+}
+bool is_dead(const Header &h) { return h.epoch != cache::current_epoch(cache::bucket_of(h.fingerprint)); }
+int span_of(const Header &h) {
+    return is_free(h) ? 1 : span_of(static_cast<std::size_t>(h.user_id_length) + h.metadata_length);
+}
+
+// For each slot, the slot its entry starts at, or -1 when it is free.
+void owners_of(Set &set, int owner[slots]) {
+    for (int s = 0; s < slots;) {
+        const Header &h = *header_at(set, s);
+        const int span = is_free(h) ? 1 : Min(span_of(h), slots - s);
+        for (int k = 0; k < span; k++) owner[s + k] = is_free(h) ? -1 : s;
+        s += span;
+    }
+}
+
+// The slot of the entry for id in a consistent copy of a set, or -1.
+int find(Set &set, const cache::Identity &id) {
+    for (int s = 0; s < slots;) {
+        const Header &h = *header_at(set, s);
+        const int span = span_of(h);
+        if (!is_free(h) && matches(h, id))
+            return s + span <= slots && h.user_id_length + h.metadata_length <= payload_bytes ? s : -1;
+        s += span;
+    }
+    return -1;
+}
+
+// Frees the entry at slot s (its header and payload).
+void release(Set &set, int s, Partition &p) {
+    const int span = Min(span_of(*header_at(set, s)), slots - s);
+    memset(set.bytes + s * slot_bytes, 0, span * slot_bytes);
+    pg_atomic_fetch_sub_u64(&p.entries, 1);
+}
+
+// Where a new entry of span slots goes: the run that frees fewest live
+// entries, then the one whose live entries were least recently active, then
+// the one that reuses fewest dead entries. It frees what it takes.
+int make_room(Set &set, int span, Partition &p) {
+    int owner[slots];
+    owners_of(set, owner);
+    // (live entries freed, newest of their last activities, dead entries freed)
+    struct Cost {
+        int live = 0;
+        TimestampTz newest = DT_NOBEGIN;
+        int dead = 0;
+        bool operator<(const Cost &o) const {
+            if (live != o.live) return live < o.live;
+            if (newest != o.newest) return newest < o.newest;
+            return dead < o.dead;
+        }
+    };
+    int best = 0;
+    Cost best_cost{slots + 1, DT_NOBEGIN, 0};
+    for (int start = 0; start + span <= slots; start++) {
+        Cost cost;
+        for (int s = start; s < start + span; s++) {
+            if (owner[s] < 0 || (s > start && owner[s] == owner[s - 1])) continue;
+            const Header &h = *header_at(set, owner[s]);
+            if (is_dead(h)) {
+                cost.dead++;
+            } else {
+                cost.live++;
+                cost.newest = Max(cost.newest, h.last_active_at);
+            }
+        }
+        if (cost < best_cost) {
+            best = start;
+            best_cost = cost;
+        }
+    }
+    for (int s = best; s < best + span; s++) {
+        if (owner[s] < 0 || (s > best && owner[s] == owner[s - 1])) continue;
+        if (!is_dead(*header_at(set, owner[s]))) pg_atomic_fetch_add_u64(&p.evictions, 1);
+        release(set, owner[s], p);
+    }
+    return best;
 }
 
 void startup() {
@@ -138,45 +237,35 @@ bool lookup(const cache::Key &key, uint64 place, Profile *profile, cache::FillTi
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
-    Entry found{};
+    // Optimistic copy of the whole (prefetched) set under the partition's
+    // sequence, as cache::lookup does; it is read only once the copy is known
+    // to be whole.
+    Set copy;
     bool consistent = false;
-    // Optimistic read under the partition's sequence, as cache::lookup does;
-    // only the matching way is copied.
     for (int attempt = 0; attempt < 2 && !consistent; attempt++) {
         const uint32 before = pg_atomic_read_u32(&p.seq);
         if (before % 2 == 1) continue;
         pg_read_barrier();
-        found = Entry{};
-        for (const Entry &e : sets[set_index].way) {
-            const volatile Entry &v = e;
-            if (v.fingerprint[0] == id.fingerprint[0] && v.fingerprint[1] == id.fingerprint[1]) {
-                memcpy(static_cast<void *>(&found), const_cast<const Entry *>(&e), sizeof found);
-                break;
-            }
-        }
+        memcpy(copy.bytes, const_cast<const unsigned char *>(sets[set_index].bytes), sizeof copy.bytes);
         pg_read_barrier();
         consistent = pg_atomic_read_u32(&p.seq) == before;
     }
     if (!consistent) {
-        found = Entry{};
         LWLockAcquire(lock_of(part), LW_SHARED);
-        for (const Entry &e : sets[set_index].way)
-            if (matches(e, id)) {
-                found = e;
-                break;
-            }
+        memcpy(copy.bytes, sets[set_index].bytes, sizeof copy.bytes);
         LWLockRelease(lock_of(part));
     }
-    // A torn copy cannot pass: the fingerprint and epoch are checked on the copy.
-    if (is_free(found) || !matches(found, id) || found.epoch != cache::current_epoch(id.bucket))
-        return false;
-    seen->epoch = found.epoch;
-    profile->session_id = found.session_id;
-    profile->expires_at = found.expires_at;
-    profile->last_active_at = found.last_active_at;
-    profile->user_id_length = found.user_id_length;
-    profile->metadata_length = found.metadata_length;
-    memcpy(profile->payload, found.payload, found.user_id_length + found.metadata_length);
+    const int slot = find(copy, id);
+    if (slot < 0) return false;
+    const Entry &found = *entry_at(copy, slot);
+    if (found.header.epoch != cache::current_epoch(id.bucket)) return false;
+    seen->epoch = found.header.epoch;
+    profile->session_id = found.header.session_id;
+    profile->expires_at = found.header.expires_at;
+    profile->last_active_at = found.header.last_active_at;
+    profile->user_id_length = found.header.user_id_length;
+    profile->metadata_length = found.header.metadata_length;
+    memcpy(profile->payload, found.payload, found.header.user_id_length + found.header.metadata_length);
     pg_atomic_fetch_add_u64(&p.hits, 1);
     return true;
 }
@@ -196,39 +285,26 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
     }
     const cache::Identity id = cache::identity_of(key);
     if (cache::current_epoch(id.bucket) != ticket.epoch) return;  // already dead
+    const std::size_t length = static_cast<std::size_t>(profile.user_id_length) + profile.metadata_length;
     LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
     begin_write(p);
     Set &set = sets[set_index];
-    Entry *e = nullptr;
-    for (Entry &way : set.way)
-        if (matches(way, id)) e = &way;
-    if (e == nullptr) {
-        // A free way, else a dead one, else the least recently active.
-        for (Entry &way : set.way)
-            if (e == nullptr && is_free(way)) {
-                e = &way;
-                pg_atomic_fetch_add_u64(&p.entries, 1);
-            }
-        for (Entry &way : set.way)
-            if (e == nullptr && way.epoch != cache::current_epoch(cache::bucket_of(way.fingerprint)))
-                e = &way;
-        if (e == nullptr) {
-            e = &set.way[0];
-            for (Entry &way : set.way)
-                if (way.last_active_at < e->last_active_at) e = &way;
-            pg_atomic_fetch_add_u64(&p.evictions, 1);
-        }
-    }
-    e->fingerprint[0] = id.fingerprint[0];
-    e->fingerprint[1] = id.fingerprint[1];
+    // The old entry goes first: the new one may need a different number of slots.
+    const int old = find(set, id);
+    if (old >= 0) release(set, old, p);
+    const int slot = make_room(set, span_of(length), p);
+    Entry *e = entry_at(set, slot);
+    e->header.fingerprint[0] = id.fingerprint[0];
+    e->header.fingerprint[1] = id.fingerprint[1];
     // An invalidation after the check above leaves this entry dead on arrival.
-    e->epoch = ticket.epoch;
-    e->user_id_length = profile.user_id_length;
-    e->metadata_length = profile.metadata_length;
-    e->expires_at = profile.expires_at;
-    e->last_active_at = profile.last_active_at;
-    e->session_id = profile.session_id;
-    memcpy(e->payload, profile.payload, profile.user_id_length + profile.metadata_length);
+    e->header.epoch = ticket.epoch;
+    e->header.user_id_length = profile.user_id_length;
+    e->header.metadata_length = profile.metadata_length;
+    e->header.expires_at = profile.expires_at;
+    e->header.last_active_at = profile.last_active_at;
+    e->header.session_id = profile.session_id;
+    memcpy(e->payload, profile.payload, length);
+    pg_atomic_fetch_add_u64(&p.entries, 1);
     end_write(p);
     LWLockRelease(lock_of(part));
 }
@@ -237,7 +313,7 @@ Stats stats() {
     Stats s{};
     s.enabled = enabled();
     if (!s.enabled) return s;
-    s.capacity = static_cast<int64>(shared->sets) * ways;
+    s.capacity = static_cast<int64>(shared->sets) * largest_per_set;
     for (Partition &p : shared->partition) {
         s.entries += pg_atomic_read_u64(&p.entries);
         s.hits += pg_atomic_read_u64(&p.hits);

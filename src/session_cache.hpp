@@ -5,8 +5,9 @@
 // the token's keyed hash, and an entry counts only while its epoch is its
 // bucket's current one, so every invalidation of the token's key (revocation,
 // any change of a returned column, TRUNCATE, cache_reset) kills it at the
-// revoking commit. Each entry is 256 bytes; a session whose user id and
-// metadata do not fit in payload_bytes is answered from the table.
+// revoking commit. An entry takes 128 or 256 bytes (session_cache.cpp); a
+// session whose user id and metadata do not fit in payload_bytes is answered
+// from the table.
 #pragma once
 
 #include "cache.hpp"

@@ -93,7 +93,7 @@ void define_settings() {
         DefineCustomIntVariable("sessrev.session_cache_size",
                                 "Entries in the shared-memory cache behind validate_session; 0 "
                                 "disables it.",
-                                "256 bytes per entry.", &session_cache_size, 128 * 1024, INT_MIN,
+                                "256 bytes per entry; a session with at most 72 bytes of user id and metadata takes 128.", &session_cache_size, 128 * 1024, INT_MIN,
                                 INT_MAX, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
         if (session_cache_size < 0 || session_cache_size > max_session_cache_size)
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
