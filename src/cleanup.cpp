@@ -21,37 +21,42 @@ namespace {
 // the cut-off (and that meet `also`), walked through the index on that column.
 struct Source {
     const char *table;
-    const char *key;
     const char *time_column;
     const char *also;
 };
 
 Source source_of(Target target) {
     switch (target) {
-        case Target::expired_sessions: return {"sessions", "id", "expires_at", "true"};
-        case Target::revoked_sessions: return {"sessions", "id", "revoked_at", "revoked"};
-        case Target::retired_tokens: return {"retired_tokens", "token_hash", "expires_at", "true"};
-        case Target::expired_jwts: return {"jwt_denylist", "jti", "expires_at", "true"};
-        case Target::old_audit_rows: return {"session_audit_log", "id", "created_at", "true"};
+        case Target::expired_sessions: return {"sessions", "expires_at", "true"};
+        case Target::revoked_sessions: return {"sessions", "revoked_at", "revoked"};
+        case Target::retired_tokens: return {"retired_tokens", "expires_at", "true"};
+        case Target::expired_jwts: return {"jwt_denylist", "expires_at", "true"};
+        case Target::old_audit_rows: return {"session_audit_log", "created_at", "true"};
     }
     pg_unreachable();
 }
 
 // The batch query deletes up to $3 rows older than the cut-off $1, walking the
 // index from $2 onwards (keyset order, so a batch never re-reads what earlier
-// batches deleted), and returns how many it deleted and where to resume.
-// Every operator is qualified: the worker may run under a search_path that the
-// database owner chose (it pins its own, too).
+// batches deleted), and returns how many it deleted and where to resume. The
+// rows are deleted by their ctids (a TID scan): a join on the key let the
+// planner hash the batch and scan the whole table for it, once per batch. The
+// DELETE repeats the conditions, so that a row another transaction changed
+// meanwhile (an extended session) is re-checked on its new values and kept.
+// Every operator is qualified: the worker may run under a search_path that
+// the database owner chose (it pins its own, too).
 constexpr const char *batch_template = R"SQL(
 WITH victims AS (
-    SELECT %2$s, %3$s FROM sessrev.%1$s
-     WHERE %4$s AND %3$s OPERATOR(pg_catalog.<) $1 AND %3$s OPERATOR(pg_catalog.>=) $2
-     ORDER BY %3$s LIMIT $3
+    SELECT ctid FROM sessrev.%1$s
+     WHERE %3$s AND %2$s OPERATOR(pg_catalog.<) $1 AND %2$s OPERATOR(pg_catalog.>=) $2
+     ORDER BY %2$s LIMIT $3
 ), gone AS (
-    DELETE FROM sessrev.%1$s t USING victims v
-     WHERE t.%2$s OPERATOR(pg_catalog.=) v.%2$s RETURNING t.%3$s
+    DELETE FROM sessrev.%1$s t
+     WHERE t.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.ctid FROM victims v))
+       AND %3$s AND t.%2$s OPERATOR(pg_catalog.<) $1
+    RETURNING t.%2$s
 )
-SELECT pg_catalog.count(*), pg_catalog.max(%3$s) FROM gone
+SELECT pg_catalog.count(*), pg_catalog.max(%2$s) FROM gone
 )SQL";
 
 constexpr const char *audit_query = R"SQL(
@@ -109,8 +114,8 @@ Walk::Walk(Target target, TimestampTz cutoff)
     : cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
     done_ = cutoff == DT_NOBEGIN;
     const Source src = source_of(target);
-    const int length = snprintf(sql_, sizeof sql_, batch_template, src.table, src.key,
-                                src.time_column, src.also);
+    const int length = snprintf(sql_, sizeof sql_, batch_template, src.table, src.time_column,
+                                src.also);
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql_)
         elog(ERROR, "sessrev: cleanup query does not fit");
 }
