@@ -31,8 +31,13 @@ is($meta->{license}, 'postgresql', 'META.json declares the PostgreSQL License');
 like(slurp('LICENSE'), qr/\APostgreSQL License\n\nCopyright \(c\) \d{4}/, 'LICENSE is the PostgreSQL License');
 ok($meta->{resources}{bugtracker}, 'META.json names where to report bugs');
 
+# A patch release (1.2.1: a new library, the same SQL) has a section of its
+# own; a minor release's section is named without its .0.
 my ($newest) = slurp('CHANGELOG.md') =~ /^## (\S+)/m;
-is($newest, $default_version, 'the newest CHANGELOG section is the default_version');
+(my $release = $meta->{version}) =~ s/\.0$//;
+is($newest, $release, 'the newest CHANGELOG section is the distribution version');
+like($newest, qr/^\Q$default_version\E(\.\d+)?$/, 'and belongs to the default_version');
+is($ext->{version}, $meta->{version}, 'the extension is provided at the distribution version');
 
 my @tested = @{ $meta->{x_tested_postgresql} || [] };
 ok(@tested, 'META.json lists the PostgreSQL versions tested');
