@@ -2,6 +2,7 @@
 #include "compat.hpp"
 
 #include "session_lookup.hpp"
+#include "settings.hpp"
 
 extern "C" {
 #include "access/table.h"
@@ -17,6 +18,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
 }
 
 #include <cstring>
@@ -28,26 +31,47 @@ constexpr uint32 filter_bits = 1u << 23;  // 1 MiB per filter buffer
 constexpr uint32 filter_words = filter_bits / 64;
 constexpr int hashes = 4;
 
-struct Shared {
-    // Odd until built and while a build runs; readers seeing it odd or
-    // changing answer "maybe".
+// One database's filters and global cut-off.
+struct Slot {
+    // Odd until built and while a build runs, and while the slot changes
+    // hands; readers seeing it odd or changing answer "maybe".
     pg_atomic_uint64 filter_generation;
     pg_atomic_uint32 active;  // which of the two buffers is in use
-    pg_atomic_uint32 owner;   // the database described; InvalidOid until the first build
+    pg_atomic_uint32 owner;   // the database described; InvalidOid while free
     slock_t build_mutex;
     bool building;
     int builder_pid;  // whose build it is: one killed mid-build is taken over
     slock_t global_mutex;
     Global global_state;
+    Oid global_owner;  // the database global_state describes
     TimestampTz global_not_before;
     uint64 global_generation;
     pg_atomic_uint64 bits[2][2][filter_words];  // [buffer][filter][word]
 };
 
+struct Shared {
+    slock_t claim_mutex;  // a slot changes hands under it
+    int slots;
+    Slot slot[FLEXIBLE_ARRAY_MEMBER];
+};
+
 Shared *shared = nullptr;
 
-pg_atomic_uint64 *words(uint32 buffer, Filter f) {
-    return shared->bits[buffer][f == Filter::jti ? 0 : 1];
+int slot_count() { return settings::cache_size > 0 ? settings::jwt_cache_databases : 0; }
+
+// This database's slot, or nullptr. The owner is read again by every use
+// that trusts the slot's bits (inside its generation check).
+Slot *mine() {
+    static Slot *remembered = nullptr;
+    if (remembered != nullptr && pg_atomic_read_u32(&remembered->owner) == MyDatabaseId) return remembered;
+    remembered = nullptr;
+    for (int i = 0; i < shared->slots; i++)
+        if (pg_atomic_read_u32(&shared->slot[i].owner) == MyDatabaseId) remembered = &shared->slot[i];
+    return remembered;
+}
+
+pg_atomic_uint64 *words(Slot *slot, uint32 buffer, Filter f) {
+    return slot->bits[buffer][f == Filter::jti ? 0 : 1];
 }
 
 uint32 bit_index(const token::Hash &hash, int i) {
@@ -56,8 +80,8 @@ uint32 bit_index(const token::Hash &hash, int i) {
     return v & (filter_bits - 1);
 }
 
-void set_bits(uint32 buffer, Filter f, const token::Hash &hash) {
-    pg_atomic_uint64 *w = words(buffer, f);
+void set_bits(Slot *slot, uint32 buffer, Filter f, const token::Hash &hash) {
+    pg_atomic_uint64 *w = words(slot, buffer, f);
     for (int i = 0; i < hashes; i++) {
         uint32 b = bit_index(hash, i);
         pg_atomic_fetch_or_u64(&w[b / 64], UINT64CONST(1) << (b % 64));
@@ -65,21 +89,21 @@ void set_bits(uint32 buffer, Filter f, const token::Hash &hash) {
 }
 
 // Adds the text column of every row of relid to the filter in buffer.
-void fill_from(Oid relid, const char *column, uint32 buffer, Filter f) {
+void fill_from(Slot *slot, Oid relid, const char *column, uint32 buffer, Filter f) {
     Relation rel = table_open(relid, AccessShareLock);
     AttrNumber attnum = get_attnum(relid, column);
     // A snapshot taken now, after the caller's locks: it sees every committed row.
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
-    TupleTableSlot *slot = table_slot_create(rel, nullptr);
-    while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+    TupleTableSlot *row = table_slot_create(rel, nullptr);
+    while (table_scan_getnextslot(scan, ForwardScanDirection, row)) {
         bool isnull;
-        Datum value = slot_getattr(slot, attnum, &isnull);
+        Datum value = slot_getattr(row, attnum, &isnull);
         if (isnull) continue;
         text *t = DatumGetTextPP(value);
-        set_bits(buffer, f, token::sha256({VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)}));
+        set_bits(slot, buffer, f, token::sha256({VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)}));
     }
-    ExecDropSingleTupleTableSlot(slot);
+    ExecDropSingleTupleTableSlot(row);
     table_endscan(scan);
     UnregisterSnapshot(snapshot);
     table_close(rel, NoLock);
@@ -87,72 +111,83 @@ void fill_from(Oid relid, const char *column, uint32 buffer, Filter f) {
 
 }  // namespace
 
-std::size_t shmem_size() { return MAXALIGN(sizeof(Shared)); }
+std::size_t shmem_size() {
+    return MAXALIGN(add_size(offsetof(Shared, slot), mul_size(slot_count(), sizeof(Slot))));
+}
 
 void startup() {
     bool found;
     shared = static_cast<Shared *>(ShmemInitStruct("sessrev jwt cache", shmem_size(), &found));
     if (found) return;
-    memset(static_cast<void *>(shared), 0, sizeof(Shared));
-    pg_atomic_init_u64(&shared->filter_generation, 1);  // not built
-    pg_atomic_init_u32(&shared->active, 0);
-    pg_atomic_init_u32(&shared->owner, InvalidOid);
-    SpinLockInit(&shared->build_mutex);
-    SpinLockInit(&shared->global_mutex);
-    shared->global_state = Global::unknown;
+    memset(static_cast<void *>(shared), 0, shmem_size());
+    SpinLockInit(&shared->claim_mutex);
+    shared->slots = slot_count();
+    for (int i = 0; i < shared->slots; i++) {
+        Slot &slot = shared->slot[i];
+        pg_atomic_init_u64(&slot.filter_generation, 1);  // not built
+        pg_atomic_init_u32(&slot.active, 0);
+        pg_atomic_init_u32(&slot.owner, InvalidOid);
+        SpinLockInit(&slot.build_mutex);
+        SpinLockInit(&slot.global_mutex);
+        slot.global_state = Global::unknown;
+    }
 }
 
-bool enabled() { return shared != nullptr; }
-
-bool owned_here() { return pg_atomic_read_u32(&shared->owner) == MyDatabaseId; }
+bool enabled() { return shared != nullptr && shared->slots > 0; }
 
 void add(Filter filter, const token::Hash &hash) {
-    // Another database's filters, or none built yet: a build will read the row.
-    if (owned_here()) set_bits(pg_atomic_read_u32(&shared->active), filter, hash);
+    // No slot yet, or none left: the build that claims one will read the row.
+    Slot *slot = mine();
+    if (slot != nullptr) set_bits(slot, pg_atomic_read_u32(&slot->active), filter, hash);
 }
 
 bool may_contain(Filter filter, const token::Hash &hash) {
-    if (!owned_here()) return true;
-    uint64 before = pg_atomic_read_u64(&shared->filter_generation);
+    Slot *slot = mine();
+    if (slot == nullptr) return true;
+    uint64 before = pg_atomic_read_u64(&slot->filter_generation);
     if (before % 2 == 1) return true;
     pg_read_barrier();
-    pg_atomic_uint64 *w = words(pg_atomic_read_u32(&shared->active), filter);
+    // The slot changes hands only while its generation is odd.
+    if (pg_atomic_read_u32(&slot->owner) != MyDatabaseId) return true;
+    pg_atomic_uint64 *w = words(slot, pg_atomic_read_u32(&slot->active), filter);
     bool all_set = true;
     for (int i = 0; i < hashes && all_set; i++) {
         uint32 b = bit_index(hash, i);
         all_set = (pg_atomic_read_u64(&w[b / 64]) >> (b % 64)) & 1;
     }
     pg_read_barrier();
-    return all_set || pg_atomic_read_u64(&shared->filter_generation) != before;
+    return all_set || pg_atomic_read_u64(&slot->filter_generation) != before;
 }
 
 namespace {
 
-void finish_build() {
-    SpinLockAcquire(&shared->build_mutex);
-    shared->building = false;
-    shared->builder_pid = 0;
-    SpinLockRelease(&shared->build_mutex);
+void finish_build(Slot *slot) {
+    SpinLockAcquire(&slot->build_mutex);
+    slot->building = false;
+    slot->builder_pid = 0;
+    SpinLockRelease(&slot->build_mutex);
 }
 
-// Builds the filters for this database unless another database owns them, a
-// build is running, or (without force) they are built already.
-void build(bool force) {
-    SpinLockAcquire(&shared->build_mutex);
-    const Oid owner = pg_atomic_read_u32(&shared->owner);
-    const bool built = pg_atomic_read_u64(&shared->filter_generation) % 2 == 0;
-    // A builder that died (FATAL skips its cleanup) left building set.
-    const bool builder_alive = shared->building && shared->builder_pid != MyProcPid &&
-                               BackendPidGetProc(shared->builder_pid) != nullptr;
-    if (builder_alive || (OidIsValid(owner) && owner != MyDatabaseId) || (built && !force)) {
-        SpinLockRelease(&shared->build_mutex);
+// A builder that died (FATAL skips its cleanup) left building set. Under build_mutex.
+bool other_builder_alive(const Slot *slot) {
+    return slot->building && slot->builder_pid != MyProcPid &&
+           BackendPidGetProc(slot->builder_pid) != nullptr;
+}
+
+// Builds this database's filters in its slot unless a build is running or
+// (without force) they are built already.
+void build(Slot *slot, bool force) {
+    SpinLockAcquire(&slot->build_mutex);
+    const bool built = pg_atomic_read_u64(&slot->filter_generation) % 2 == 0;
+    if (other_builder_alive(slot) || pg_atomic_read_u32(&slot->owner) != MyDatabaseId ||
+        (built && !force)) {
+        SpinLockRelease(&slot->build_mutex);
         return;
     }
-    shared->building = true;
-    shared->builder_pid = MyProcPid;
-    pg_atomic_write_u32(&shared->owner, MyDatabaseId);
-    if (built) pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: "maybe"
-    SpinLockRelease(&shared->build_mutex);
+    slot->building = true;
+    slot->builder_pid = MyProcPid;
+    if (built) pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // odd: "maybe"
+    SpinLockRelease(&slot->build_mutex);
 
     PG_TRY();
     {
@@ -161,24 +196,31 @@ void build(bool force) {
         // tables; but a reader never waits for one: it answers from the tables
         // and a later call builds.
         if (!ConditionalLockRelationOid(l.jwt_denylist, ShareLock)) {
-            finish_build();
+            finish_build(slot);
             return;
         }
         if (!ConditionalLockRelationOid(l.user_cutoffs, ShareLock)) {
             UnlockRelationOid(l.jwt_denylist, ShareLock);
-            finish_build();
+            finish_build(slot);
             return;
         }
-        const uint32 next = 1 - pg_atomic_read_u32(&shared->active);
+        const uint32 next = 1 - pg_atomic_read_u32(&slot->active);
         for (Filter f : {Filter::jti, Filter::user}) {
-            pg_atomic_uint64 *w = words(next, f);
+            pg_atomic_uint64 *w = words(slot, next, f);
             for (uint32 i = 0; i < filter_words; i++) pg_atomic_write_u64(&w[i], 0);
         }
-        fill_from(l.jwt_denylist, "jti", next, Filter::jti);
-        fill_from(l.user_cutoffs, "user_id", next, Filter::user);
-        pg_atomic_write_u32(&shared->active, next);
-        pg_write_barrier();
-        pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // even: built
+        fill_from(slot, l.jwt_denylist, "jti", next, Filter::jti);
+        fill_from(slot, l.user_cutoffs, "user_id", next, Filter::user);
+        SpinLockAcquire(&slot->build_mutex);
+        // Released meanwhile (forget_build): the slot stays odd for its next owner.
+        if (pg_atomic_read_u32(&slot->owner) == MyDatabaseId) {
+            pg_atomic_write_u32(&slot->active, next);
+            pg_write_barrier();
+            pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // even: built
+        }
+        slot->building = false;
+        slot->builder_pid = 0;
+        SpinLockRelease(&slot->build_mutex);
         // Writers may go on: from here their triggers set bits themselves.
         UnlockRelationOid(l.user_cutoffs, ShareLock);
         UnlockRelationOid(l.jwt_denylist, ShareLock);
@@ -186,61 +228,140 @@ void build(bool force) {
     PG_CATCH();
     {
         // Still odd: readers keep reading the tables until a build succeeds.
-        finish_build();
+        finish_build(slot);
         PG_RE_THROW();
     }
     PG_END_TRY();
-    finish_build();
+}
+
+// Gives slot to this database, odd (not built) and with no global cut-off,
+// if it is still held by from (InvalidOid: free) and no build runs in it.
+// Under claim_mutex.
+bool take(Slot *slot, Oid from) {
+    SpinLockAcquire(&slot->build_mutex);
+    const bool ok = pg_atomic_read_u32(&slot->owner) == from && !other_builder_alive(slot);
+    if (ok) {
+        if (pg_atomic_read_u64(&slot->filter_generation) % 2 == 0)
+            pg_atomic_fetch_add_u64(&slot->filter_generation, 1);
+        pg_write_barrier();
+        pg_atomic_write_u32(&slot->owner, MyDatabaseId);
+        slot->building = false;
+        slot->builder_pid = 0;
+    }
+    SpinLockRelease(&slot->build_mutex);
+    if (ok) {
+        SpinLockAcquire(&slot->global_mutex);
+        slot->global_generation++;
+        slot->global_state = Global::unknown;
+        SpinLockRelease(&slot->global_mutex);
+    }
+    return ok;
+}
+
+// A slot for this database: a free one, else one whose database was dropped;
+// nullptr while every slot serves another database (tried again once a second).
+Slot *claim() {
+    static TimestampTz next_attempt = 0;
+    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    if (now < next_attempt) return nullptr;
+    Slot *slot = nullptr;
+    SpinLockAcquire(&shared->claim_mutex);
+    slot = mine();  // another backend of this database may have been first
+    for (int i = 0; i < shared->slots && slot == nullptr; i++)
+        if (take(&shared->slot[i], InvalidOid)) slot = &shared->slot[i];
+    SpinLockRelease(&shared->claim_mutex);
+    for (int i = 0; i < shared->slots && slot == nullptr; i++) {
+        const Oid owner = pg_atomic_read_u32(&shared->slot[i].owner);
+        if (!OidIsValid(owner) || SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(owner))) continue;
+        SpinLockAcquire(&shared->claim_mutex);
+        if (mine() == nullptr && take(&shared->slot[i], owner)) slot = &shared->slot[i];
+        SpinLockRelease(&shared->claim_mutex);
+        if (slot == nullptr) slot = mine();
+    }
+    if (slot == nullptr) next_attempt = now + USECS_PER_SEC;
+    return slot;
 }
 
 }  // namespace
 
 bool serves_this_database() {
-    if (!OidIsValid(pg_atomic_read_u32(&shared->owner)) ||
-        (owned_here() && pg_atomic_read_u64(&shared->filter_generation) % 2 == 1))
-        build(false);
-    return owned_here() && pg_atomic_read_u64(&shared->filter_generation) % 2 == 0;
+    Slot *slot = mine();
+    if (slot == nullptr) slot = claim();
+    if (slot == nullptr) return false;
+    if (pg_atomic_read_u64(&slot->filter_generation) % 2 == 1) build(slot, false);
+    return pg_atomic_read_u32(&slot->owner) == MyDatabaseId &&
+           pg_atomic_read_u64(&slot->filter_generation) % 2 == 0;
 }
 
-void rebuild() { build(true); }
+void rebuild() {
+    Slot *slot = mine();
+    if (slot == nullptr) slot = claim();
+    if (slot != nullptr) build(slot, true);
+}
 
 void forget_build() {
-    SpinLockAcquire(&shared->build_mutex);
-    if (pg_atomic_read_u64(&shared->filter_generation) % 2 == 0)
-        pg_atomic_fetch_add_u64(&shared->filter_generation, 1);  // odd: "maybe" until rebuilt
-    pg_atomic_write_u32(&shared->owner, InvalidOid);
-    SpinLockRelease(&shared->build_mutex);
+    SpinLockAcquire(&shared->claim_mutex);
+    Slot *slot = mine();
+    if (slot != nullptr) {
+        SpinLockAcquire(&slot->build_mutex);
+        if (pg_atomic_read_u64(&slot->filter_generation) % 2 == 0)
+            pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // odd: "maybe" until rebuilt
+        pg_atomic_write_u32(&slot->owner, InvalidOid);
+        SpinLockRelease(&slot->build_mutex);
+    }
+    SpinLockRelease(&shared->claim_mutex);
 }
 
+// The global cut-off is filled and read with its owner, so that a slot that
+// changed hands between a caller's check and its read never answers for
+// another database.
 Global global_cutoff(TimestampTz *not_before) {
-    SpinLockAcquire(&shared->global_mutex);
-    Global state = shared->global_state;
-    *not_before = shared->global_not_before;
-    SpinLockRelease(&shared->global_mutex);
+    Slot *slot = mine();
+    if (slot == nullptr) return Global::unknown;
+    SpinLockAcquire(&slot->global_mutex);
+    Global state = slot->global_owner == MyDatabaseId ? slot->global_state : Global::unknown;
+    *not_before = slot->global_not_before;
+    SpinLockRelease(&slot->global_mutex);
     return state;
 }
 
 uint64 global_ticket() {
-    SpinLockAcquire(&shared->global_mutex);
-    uint64 generation = shared->global_generation;
-    SpinLockRelease(&shared->global_mutex);
+    Slot *slot = mine();
+    if (slot == nullptr) return 0;
+    SpinLockAcquire(&slot->global_mutex);
+    uint64 generation = slot->global_generation;
+    SpinLockRelease(&slot->global_mutex);
     return generation;
 }
 
 void fill_global(Global state, TimestampTz not_before, uint64 ticket) {
-    SpinLockAcquire(&shared->global_mutex);
-    if (shared->global_generation == ticket) {
-        shared->global_state = state;
-        shared->global_not_before = not_before;
+    Slot *slot = mine();
+    if (slot == nullptr) return;
+    SpinLockAcquire(&slot->global_mutex);
+    if (slot->global_generation == ticket) {
+        slot->global_state = state;
+        slot->global_not_before = not_before;
+        slot->global_owner = MyDatabaseId;
     }
-    SpinLockRelease(&shared->global_mutex);
+    SpinLockRelease(&slot->global_mutex);
 }
 
+namespace {
+void invalidate_global_of(Slot *slot) {
+    SpinLockAcquire(&slot->global_mutex);
+    slot->global_generation++;
+    slot->global_state = Global::unknown;
+    SpinLockRelease(&slot->global_mutex);
+}
+}  // namespace
+
 void invalidate_global() {
-    SpinLockAcquire(&shared->global_mutex);
-    shared->global_generation++;
-    shared->global_state = Global::unknown;
-    SpinLockRelease(&shared->global_mutex);
+    Slot *slot = mine();
+    if (slot != nullptr) invalidate_global_of(slot);
+}
+
+void invalidate_all_globals() {
+    for (int i = 0; i < shared->slots; i++) invalidate_global_of(&shared->slot[i]);
 }
 
 }  // namespace sessrev::jwt_cache

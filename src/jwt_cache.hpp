@@ -5,8 +5,10 @@
 //    "definitely not" is never stale; a "maybe" reads the table.
 //  - The global cut-off, filled like a cache entry (generation ticket) and
 //    invalidated when a transaction that changed it commits.
-// The filters and the global cut-off describe one database, the first to use
-// them after server start; other databases read their tables every time.
+// Each database has its own filters and global cut-off, in one of
+// sessrev.jwt_cache_databases slots claimed on first use (a slot of a dropped
+// database is taken over); while every slot serves another database, a
+// database reads its tables every time.
 // Per-user cut-offs themselves are entries of the main cache (Kind::user_cutoff),
 // which is keyed by database.
 #pragma once
@@ -31,19 +33,19 @@ void startup();  // called from the cache's shmem startup
 // True when the cache is enabled (the filters exist).
 bool enabled();
 
-// True when the filters and the global cut-off describe this database and are
-// built; builds them first if no database owns them yet.
+// True when this database has a slot and its filters are built; claims a slot
+// and builds them first if need be.
 bool serves_this_database();
 
 void add(Filter filter, const token::Hash &hash);
 // False only when the value was never added since the last build.
 bool may_contain(Filter filter, const token::Hash &hash);
 
-// Rebuilds the filters from this database's tables (dropping bits of deleted
-// rows) if this database owns them; one build at a time.
+// Rebuilds this database's filters from its tables (dropping bits of deleted
+// rows); one build at a time per database.
 void rebuild();
-// Drops the filters: rows may have changed unseen (trigger_arming.hpp); the
-// next reader of any database builds them anew.
+// Frees this database's slot: rows may have changed unseen
+// (trigger_arming.hpp); its next reader claims one and builds anew.
 void forget_build();
 
 enum class Global { unknown, none, set };
@@ -51,5 +53,7 @@ Global global_cutoff(TimestampTz *not_before);
 uint64 global_ticket();
 void fill_global(Global state, TimestampTz not_before, uint64 ticket);
 void invalidate_global();
+// Every database's (a prepared transaction's commit, seen after the fact).
+void invalidate_all_globals();
 
 }  // namespace sessrev::jwt_cache

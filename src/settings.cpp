@@ -16,6 +16,7 @@ constexpr int minute = 60;
 constexpr int day = 24 * 60 * minute;
 constexpr int max_cache_size = 64 * 1024 * 1024;
 constexpr int max_session_cache_size = 16 * 1024 * 1024;
+constexpr int max_jwt_cache_databases = 64;
 }  // namespace
 
 int session_ttl = 7 * day;
@@ -26,6 +27,7 @@ int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
 int cache_size = 1024 * 1024;
 int session_cache_size = 128 * 1024;
+int jwt_cache_databases = 4;
 int cleanup_interval = 10 * minute;
 int cleanup_delay = 100;
 int max_sessions_per_user = 0;
@@ -99,6 +101,15 @@ void define_settings() {
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("sessrev.session_cache_size must be between 0 and %d, got %d",
                                    max_session_cache_size, session_cache_size)));
+        DefineCustomIntVariable("sessrev.jwt_cache_databases",
+                                "Databases whose is_jwt_revoked is answered from shared memory; "
+                                "others read their tables.",
+                                "4 MiB per database.", &jwt_cache_databases, 4, INT_MIN, INT_MAX,
+                                PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        if (jwt_cache_databases < 1 || jwt_cache_databases > max_jwt_cache_databases)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("sessrev.jwt_cache_databases must be between 1 and %d, got %d",
+                                   max_jwt_cache_databases, jwt_cache_databases)));
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

@@ -2,7 +2,9 @@
 # that commits is seen at once in every other connection (revoke_jwt, per-user
 # and global cut-offs, direct writes), a rollback changes nothing, the revoking
 # transaction sees its own change, concurrent checkers never see a stale answer,
-# and a flood of random jtis adds nothing to the cache.
+# a flood of random jtis adds nothing to the cache, and every database gets
+# filters of its own (sessrev.jwt_cache_databases of them; a dropped
+# database's are taken over).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -14,6 +16,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'sessrev'
 max_connections = 30
+sessrev.jwt_cache_databases = 2
 });
 $node->start;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -140,6 +143,40 @@ is($node->safe_psql('other', q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', n
 	"cache_reset in either database keeps the other's answers");
 is(sql(q{SELECT sessrev.is_jwt_revoked('survives-restart', 'someone', now() - interval '1 minute')}), 't',
 	"and the first database's");
+
+# Which databases are answered from shared memory: 100 checks of tokens that
+# are not revoked read none of the JWT tables there (the transaction's own
+# table statistics), once a first check has built the filters.
+sub tables_read_by_checks {
+	my ($db) = @_;
+	$node->safe_psql($db, q{SELECT sessrev.is_jwt_revoked('warm', 'warm', now() - interval '1 second')});
+	return $node->safe_psql($db, q{
+		BEGIN;
+		SELECT count(*) FROM generate_series(1, 100) i
+		 WHERE sessrev.is_jwt_revoked('probe-' || i, 'nobody-' || i, now());
+		SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
+		 WHERE schemaname = 'sessrev' AND relname IN ('jwt_denylist', 'user_token_cutoffs', 'global_token_cutoff');
+		COMMIT;});
+}
+is(tables_read_by_checks('postgres'), "0\n0", 'the first database is answered from shared memory');
+is(tables_read_by_checks('other'), "0\n0", 'so is the second: it has filters of its own');
+sql('CREATE DATABASE third');
+$node->safe_psql('third', q{
+	CREATE EXTENSION sessrev;
+	SELECT sessrev.revoke_jwt('third-jti', now() + interval '1 hour');
+});
+my ($count, $reads) = split /\n/, tables_read_by_checks('third');
+is($count, '0', 'a third database, with both slots taken, answers right');
+cmp_ok($reads, '>=', 100, 'from its tables');
+is($node->safe_psql('third', q{SELECT sessrev.is_jwt_revoked('third-jti', 'u', now() - interval '1 second')}), 't',
+	'and sees its own denylist');
+sql('DROP DATABASE other');
+is(tables_read_by_checks('third'), "0\n0", "once the second database is dropped, the third takes over its slot");
+is($node->safe_psql('third', q{SELECT sessrev.is_jwt_revoked('third-jti', 'u', now() - interval '1 second')}), 't',
+	'with filters built from its own tables');
+is(sql(q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', now() - interval '1 second')}), 'f',
+	'the first database is not affected');
+is(tables_read_by_checks('postgres'), "0\n0", 'and still answered from shared memory');
 
 $node->stop;
 done_testing();
