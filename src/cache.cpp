@@ -1,5 +1,6 @@
 #include "cache.hpp"
 
+#include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "settings.hpp"
 #include "token.hpp"
@@ -223,6 +224,7 @@ void request_shmem() {
     // Room to align the sets to 128 bytes.
     RequestAddinShmemSpace(add_size(shmem_size(settings::cache_size), alignof(Set)));
     RequestAddinShmemSpace(jwt_cache::shmem_size());
+    in_doubt::request_shmem();
     RequestNamedLWLockTranche(tranche, partitions);
 }
 
@@ -255,6 +257,7 @@ static void startup(void) {
         memset(static_cast<void *>(sets), 0, static_cast<std::size_t>(shared->sets) * sizeof(Set));
     }
     jwt_cache::startup();
+    in_doubt::startup();
     LWLockRelease(AddinShmemInitLock);
 }
 
@@ -281,6 +284,7 @@ void prefetch(uint64 place) {
 
 bool lookup(const Key &key, uint64 place, Times *times) {
     const Identity id = identity_of(key);
+    if (in_doubt::blocks(id.bucket)) return false;
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
@@ -331,8 +335,9 @@ FillTicket ticket(const Key &key) {
 
 void fill(const Key &key, uint64 place, const Times &times, const FillTicket &t) {
     const Identity id = identity_of(key);
-    // Already dead: an invalidation ran after the ticket.
-    if (current_epoch(id.bucket) != t.epoch) return;
+    // Already dead: an invalidation ran after the ticket; or a prepared
+    // transaction may commit a change to it unseen.
+    if (in_doubt::blocks(id.bucket) || current_epoch(id.bucket) != t.epoch) return;
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];

@@ -3,6 +3,7 @@
 
 #include "boundary.hpp"
 #include "cache.hpp"
+#include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
@@ -58,12 +59,10 @@ void apply() {
 void on_transaction_end(XactEvent event, void *) {
     switch (event) {
         case XACT_EVENT_PRE_PREPARE:
-            // The commit of a prepared transaction happens elsewhere, out of our sight.
-            if (pending_changes)
-                ereport(ERROR,
-                        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                         errmsg("cannot PREPARE a transaction that changed sessrev's tables "
-                                "while the sessrev cache is enabled")));
+            // Its commit happens elsewhere, out of our sight: what it changed
+            // stays in doubt until it has ended.
+            if (pending_changes && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+                in_doubt::add(GetTopTransactionIdIfAny(), pending, flush_at_commit, global_cutoff_changed);
             break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:

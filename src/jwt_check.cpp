@@ -4,6 +4,7 @@
 #include "compat.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "jwt_lookup.hpp"
 #include "session_lookup.hpp"
@@ -43,7 +44,7 @@ sessrev::token::Hash hash_text(Datum value) {
 }
 
 bool global_cutoff(bool usable, TimestampTz *not_before) {
-    if (!usable) return sessrev::jwt::global_cutoff(not_before);
+    if (!usable || sessrev::in_doubt::blocks_global()) return sessrev::jwt::global_cutoff(not_before);
     jwt_cache::Global state = jwt_cache::global_cutoff(not_before);
     if (state == jwt_cache::Global::unknown) {
         const uint64 ticket = jwt_cache::global_ticket();

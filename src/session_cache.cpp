@@ -1,5 +1,6 @@
 #include "session_cache.hpp"
 
+#include "in_doubt.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -44,7 +45,9 @@ struct Entry {
     char payload[payload_bytes];
 };
 
-struct alignas(128) Set {
+// Aligned to its size, so that a set never straddles two pages (a lookup
+// then costs at most one TLB miss).
+struct alignas(512) Set {
     unsigned char bytes[slots * slot_bytes];
 };
 static_assert(sizeof(Set) == 512, "eight cache lines a set");
@@ -63,7 +66,7 @@ struct alignas(64) Partition {
     pg_atomic_uint64 too_large;
 };
 
-struct alignas(128) Shared {
+struct alignas(alignof(Set)) Shared {
     uint32 sets;
     Partition partition[partitions];
     // followed by `sets` Sets
@@ -234,6 +237,7 @@ void prefetch(uint64 place) {
 
 bool lookup(const cache::Key &key, uint64 place, Profile *profile, cache::FillTicket *seen) {
     const cache::Identity id = cache::identity_of(key);
+    if (in_doubt::blocks(id.bucket)) return false;
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
@@ -284,7 +288,8 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
         return;
     }
     const cache::Identity id = cache::identity_of(key);
-    if (cache::current_epoch(id.bucket) != ticket.epoch) return;  // already dead
+    // Already dead, or a prepared transaction may commit a change to it unseen.
+    if (in_doubt::blocks(id.bucket) || cache::current_epoch(id.bucket) != ticket.epoch) return;
     const std::size_t length = static_cast<std::size_t>(profile.user_id_length) + profile.metadata_length;
     LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
     begin_write(p);

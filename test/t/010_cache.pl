@@ -97,14 +97,7 @@ sql(qq{BEGIN;
 	ROLLBACK;});
 is(sql("SELECT sessrev.is_revoked('$unrevoked')"), 't', 'a rolled-back un-revocation is not cached');
 
-# A prepared transaction's commit happens out of the cache's sight: refused.
-my ($prep_id) = new_session('prepare-user');
-my ($ret, $out, $err) = $node->psql('postgres', qq{BEGIN;
-	SELECT sessrev.revoke_session('$prep_id');
-	PREPARE TRANSACTION 'p1';});
-like($err, qr/cannot PREPARE a transaction that changed sessrev's tables/, 'PREPARE after a revocation is refused');
-is(sql("SELECT count(*) FROM pg_prepared_xacts"), '0', 'nothing was prepared');
-is(sql("SELECT sessrev.is_revoked('$prep_id'::uuid)"), 'f', 'and nothing was revoked');
+# Prepared transactions: 015_prepared_transactions.pl.
 
 # (7) A flood of a million unknown tokens neither evicts live sessions nor grows the cache.
 sql(q{CREATE TABLE live AS SELECT i, c.* FROM generate_series(1, 10000) i,

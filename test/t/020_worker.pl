@@ -124,6 +124,16 @@ sleep 3;
 is($standby->safe_psql('postgres', 'SELECT coalesce(runs, 0) FROM sessrev.worker_status()'), '0',
 	'on a standby the worker never runs a cleanup');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM sessrev.sessions'), '30', 'standby rows untouched');
+# validate_session on a standby answers a session whose touch is due: the
+# standby cannot write the touch, and does not fail the request for it.
+my $due_token = sql(q{SELECT token FROM sessrev.create_session('standby-user')});
+sql(q{UPDATE sessrev.sessions SET created_at = now() - interval '3 hours', last_active_at = now() - interval '2 hours'
+       WHERE user_id = 'standby-user'});
+$node->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', qq{SELECT user_id FROM sessrev.validate_session('$due_token')}), 'standby-user',
+	'on a standby, validate_session returns the row of a session whose touch is due');
+is($standby->safe_psql('postgres', qq{SELECT sessrev.current_user_id() FROM sessrev.validate_session('$due_token')}),
+	'standby-user', 'and sets current_user_id()');
 unlike(slurp_file($standby->logfile), qr/ERROR/, 'the standby logged no error');
 $standby->stop;
 

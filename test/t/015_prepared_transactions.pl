@@ -1,0 +1,129 @@
+# Two-phase commit with the cache on: PREPARE TRANSACTION after a revocation
+# works; every checker in another connection sees the session live until
+# COMMIT PREPARED and refused from the moment it returns (and live for good
+# after ROLLBACK PREPARED), by every revocation path; the cache serves again
+# once the prepared transaction has ended; and a transaction prepared before a
+# restart is honoured after it.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('prepared');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'sessrev'
+sessrev.cleanup_interval = 0
+max_prepared_transactions = 5
+});
+$node->start;
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sql('CREATE EXTENSION sessrev');
+
+my $checker = $node->background_psql('postgres');
+my $iat = q{now() - interval '10 minutes'};
+# One line per check: is_revoked, whether validate_session returns a row, and
+# is_jwt_revoked of the session's user with jti "jti-<user>".
+sub answers {
+	my ($token, $user) = @_;
+	return $checker->query_safe(qq{
+		SELECT sessrev.is_revoked('$token') || '/' ||
+		       (SELECT count(*) FROM sessrev.validate_session('$token')) || '/' ||
+		       sessrev.is_jwt_revoked('jti-$user', '$user', $iat)});
+}
+sub hits { return sql('SELECT hits FROM sessrev.cache_stats()'); }
+sub session {
+	my ($user) = @_;
+	return split /\|/, sql(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user')});
+}
+
+# max_prepared_transactions > 0: after a start, the cache serves once the
+# transactions older than its first check have ended.
+sub wait_for_cache {
+	my ($id, $token) = session('warm-up');
+	for (1 .. 200) {
+		my $before = hits();
+		answers($token, 'warm-up');
+		return 1 if hits() > $before;
+		select(undef, undef, undef, 0.05);
+	}
+	return 0;
+}
+ok(wait_for_cache(), 'the cache serves');
+
+my $gid = 0;
+my %revocations = (
+	'revoke_session'       => sub { "SELECT sessrev.revoke_session('$_[0]')" },
+	'revoke_token'         => sub { "SELECT sessrev.revoke_token('$_[1]')" },
+	'revoke_user_sessions' => sub { "SELECT sessrev.revoke_user_sessions('$_[2]')" },
+	'UPDATE'               => sub { "UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = '$_[0]'" },
+	'DELETE'               => sub { "DELETE FROM sessrev.sessions WHERE id = '$_[0]'" },
+	'TRUNCATE'             => sub { 'TRUNCATE sessrev.sessions' },
+	'expiry'               => sub { "UPDATE sessrev.sessions SET expires_at = '2000-01-02', created_at = '2000-01-01' WHERE id = '$_[0]'" },);
+
+for my $how (sort keys %revocations) {
+	for my $end ('COMMIT PREPARED', 'ROLLBACK PREPARED') {
+		my $user = lc "u-$how-$end";
+		$user =~ s/\W/_/g;
+		my ($id, $token) = session($user);
+		is(answers($token, $user), 'false/1/false', "$how, $end: live before");
+		my $before = hits();
+		answers($token, $user);
+		cmp_ok(hits(), '>', $before, "$how, $end: answered from the cache");
+
+		$gid++;
+		sql('BEGIN; ' . $revocations{$how}->($id, $token, $user) . "; PREPARE TRANSACTION 'p$gid'");
+		pass("$how, $end: PREPARE TRANSACTION after the change works");
+		# TRUNCATE's lock is held while prepared: readers wait for it rather than answer.
+		is(answers($token, $user), 'false/1/false', "$how, $end: live while prepared")
+		  unless $how eq 'TRUNCATE';
+		sql("$end 'p$gid'");
+		# revoke_user_sessions also cuts off the user's JWTs.
+		my $refused = $how eq 'revoke_user_sessions' ? 'true/0/true' : 'true/0/false';
+		is(answers($token, $user), $end eq 'COMMIT PREPARED' ? $refused : 'false/1/false',
+			"$how, $end: " . ($end eq 'COMMIT PREPARED' ? 'refused right after it returns' : 'still live after it'));
+	}
+}
+
+# Once no prepared transaction is left, the cache serves again.
+my ($id, $token) = session('after');
+answers($token, 'after');
+my $before = hits();
+answers($token, 'after');
+cmp_ok(hits(), '>', $before, 'with no transaction prepared, checks are answered from the cache again');
+
+# Prepared before a restart, committed after it.
+($id, $token) = session('restart');
+answers($token, 'restart');
+sql(qq{BEGIN; SELECT sessrev.revoke_session('$id'); PREPARE TRANSACTION 'p-restart'});
+$checker->quit;
+$node->restart;
+$checker = $node->background_psql('postgres');
+is(answers($token, 'restart'), 'false/1/false', 'after a restart, a session revoked by a prepared transaction is live');
+$before = hits();
+answers($token, 'restart');
+is(hits(), $before, 'and not answered from the cache while that transaction is prepared');
+sql(q{COMMIT PREPARED 'p-restart'});
+is(answers($token, 'restart'), 'true/0/false', 'refused right after COMMIT PREPARED');
+ok(wait_for_cache(), 'and the cache serves again');
+
+# JWT revocations, prepared.
+for my $how ('revoke_jwt', 'revoke_user_tokens_before', 'revoke_all_sessions') {
+	my $user = "jwt-$how";
+	my %sql = (
+		revoke_jwt                => "SELECT sessrev.revoke_jwt('jti-$user', now() + interval '1 hour')",
+		revoke_user_tokens_before => "SELECT sessrev.revoke_user_tokens_before('$user')",
+		revoke_all_sessions       => 'SELECT sessrev.revoke_all_sessions()',);
+	my $check = qq{SELECT sessrev.is_jwt_revoked('jti-$user', '$user', $iat)};
+	is($checker->query_safe($check), 'f', "$how: JWT live before");
+	$gid++;
+	sql("BEGIN; $sql{$how}; PREPARE TRANSACTION 'p$gid'");
+	is($checker->query_safe($check), 'f', "$how: JWT live while prepared");
+	sql("COMMIT PREPARED 'p$gid'");
+	is($checker->query_safe($check), 't', "$how: JWT refused right after COMMIT PREPARED");
+}
+
+$checker->quit;
+$node->stop;
+done_testing();
