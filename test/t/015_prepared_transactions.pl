@@ -9,6 +9,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks;
 
 my $node = PostgreSQL::Test::Cluster->new('prepared');
 $node->init;
@@ -23,34 +26,13 @@ sql('CREATE EXTENSION sessrev');
 
 my $checker = $node->background_psql('postgres');
 my $iat = q{now() - interval '10 minutes'};
-# One line per check: is_revoked, whether validate_session returns a row, and
-# is_jwt_revoked of the session's user with jti "jti-<user>".
-sub answers {
-	my ($token, $user) = @_;
-	return $checker->query_safe(qq{
-		SELECT sessrev.is_revoked('$token') || '/' ||
-		       (SELECT count(*) FROM sessrev.validate_session('$token')) || '/' ||
-		       sessrev.is_jwt_revoked('jti-$user', '$user', $iat)});
-}
-sub hits { return sql('SELECT hits FROM sessrev.cache_stats()'); }
 sub session {
 	my ($user) = @_;
 	return split /\|/, sql(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user')});
 }
 
-# max_prepared_transactions > 0: after a start, the cache serves once the
-# transactions older than its first check have ended.
-sub wait_for_cache {
-	my ($id, $token) = session('warm-up');
-	for (1 .. 200) {
-		my $before = hits();
-		answers($token, 'warm-up');
-		return 1 if hits() > $before;
-		select(undef, undef, undef, 0.05);
-	}
-	return 0;
-}
-ok(wait_for_cache(), 'the cache serves');
+my (undef, $warm) = session('warm-up');
+ok(wait_for_cache($node, $checker, $warm, 'warm-up'), 'the cache serves');
 
 my $gid = 0;
 my %revocations = (
@@ -67,46 +49,47 @@ for my $how (sort keys %revocations) {
 		my $user = lc "u-$how-$end";
 		$user =~ s/\W/_/g;
 		my ($id, $token) = session($user);
-		is(answers($token, $user), 'false/1/false', "$how, $end: live before");
-		my $before = hits();
-		answers($token, $user);
-		cmp_ok(hits(), '>', $before, "$how, $end: answered from the cache");
+		is(answers($checker, $token, $user), 'false/1/false', "$how, $end: live before");
+		my $before = cache_hits($node);
+		answers($checker, $token, $user);
+		cmp_ok(cache_hits($node), '>', $before, "$how, $end: answered from the cache");
 
 		$gid++;
 		sql('BEGIN; ' . $revocations{$how}->($id, $token, $user) . "; PREPARE TRANSACTION 'p$gid'");
 		pass("$how, $end: PREPARE TRANSACTION after the change works");
 		# TRUNCATE's lock is held while prepared: readers wait for it rather than answer.
-		is(answers($token, $user), 'false/1/false', "$how, $end: live while prepared")
+		is(answers($checker, $token, $user), 'false/1/false', "$how, $end: live while prepared")
 		  unless $how eq 'TRUNCATE';
 		sql("$end 'p$gid'");
 		# revoke_user_sessions also cuts off the user's JWTs.
 		my $refused = $how eq 'revoke_user_sessions' ? 'true/0/true' : 'true/0/false';
-		is(answers($token, $user), $end eq 'COMMIT PREPARED' ? $refused : 'false/1/false',
+		is(answers($checker, $token, $user), $end eq 'COMMIT PREPARED' ? $refused : 'false/1/false',
 			"$how, $end: " . ($end eq 'COMMIT PREPARED' ? 'refused right after it returns' : 'still live after it'));
 	}
 }
 
 # Once no prepared transaction is left, the cache serves again.
 my ($id, $token) = session('after');
-answers($token, 'after');
-my $before = hits();
-answers($token, 'after');
-cmp_ok(hits(), '>', $before, 'with no transaction prepared, checks are answered from the cache again');
+answers($checker, $token, 'after');
+my $before = cache_hits($node);
+answers($checker, $token, 'after');
+cmp_ok(cache_hits($node), '>', $before, 'with no transaction prepared, checks are answered from the cache again');
 
 # Prepared before a restart, committed after it.
 ($id, $token) = session('restart');
-answers($token, 'restart');
+answers($checker, $token, 'restart');
 sql(qq{BEGIN; SELECT sessrev.revoke_session('$id'); PREPARE TRANSACTION 'p-restart'});
 $checker->quit;
 $node->restart;
 $checker = $node->background_psql('postgres');
-is(answers($token, 'restart'), 'false/1/false', 'after a restart, a session revoked by a prepared transaction is live');
-$before = hits();
-answers($token, 'restart');
-is(hits(), $before, 'and not answered from the cache while that transaction is prepared');
+is(answers($checker, $token, 'restart'), 'false/1/false', 'after a restart, a session revoked by a prepared transaction is live');
+$before = cache_hits($node);
+answers($checker, $token, 'restart');
+is(cache_hits($node), $before, 'and not answered from the cache while that transaction is prepared');
 sql(q{COMMIT PREPARED 'p-restart'});
-is(answers($token, 'restart'), 'true/0/false', 'refused right after COMMIT PREPARED');
-ok(wait_for_cache(), 'and the cache serves again');
+is(answers($checker, $token, 'restart'), 'true/0/false', 'refused right after COMMIT PREPARED');
+(undef, $warm) = session('warm-up-after-restart');
+ok(wait_for_cache($node, $checker, $warm, 'warm-up-after-restart'), 'and the cache serves again');
 
 # JWT revocations, prepared.
 for my $how ('revoke_jwt', 'revoke_user_tokens_before', 'revoke_all_sessions') {

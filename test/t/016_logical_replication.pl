@@ -10,6 +10,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks;
 
 my %conf = (
 	publisher  => "wal_level = logical\nmax_prepared_transactions = 5\n",
@@ -33,15 +36,6 @@ $sub->safe_psql('postgres', "CREATE SUBSCRIPTION plain CONNECTION '$connstr' PUB
 $sub->wait_for_subscription_sync($pub, 'plain');
 
 my $checker = $sub->background_psql('postgres');
-my $iat = q{now() - interval '10 minutes'};
-sub answers {
-	my ($token, $user) = @_;
-	return $checker->query_safe(qq{
-		SELECT sessrev.is_revoked('$token') || '/' ||
-		       (SELECT count(*) FROM sessrev.validate_session('$token')) || '/' ||
-		       sessrev.is_jwt_revoked('jti-$user', '$user', $iat)});
-}
-sub hits { return $sub->safe_psql('postgres', 'SELECT hits FROM sessrev.cache_stats()'); }
 sub session {
 	my ($user) = @_;
 	my @s = split /\|/, on_pub(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user')});
@@ -49,19 +43,8 @@ sub session {
 	return @s;
 }
 
-# max_prepared_transactions > 0: after its start, the cache serves once the
-# transactions older than its first check have ended.
-sub wait_for_cache {
-	my ($id, $token) = session('warm-up');
-	for (1 .. 200) {
-		my $before = hits();
-		answers($token, 'warm-up');
-		return 1 if hits() > $before;
-		select(undef, undef, undef, 0.05);
-	}
-	return 0;
-}
-ok(wait_for_cache(), "the subscriber's cache serves");
+my (undef, $warm) = session('warm-up');
+ok(wait_for_cache($sub, $checker, $warm, 'warm-up'), "the subscriber's cache serves");
 
 my %revocations = (
 	'revoke_session'       => sub { "SELECT sessrev.revoke_session('$_[0]')" },
@@ -80,13 +63,13 @@ my %refused = (
 for my $how (sort keys %revocations) {
 	my $user = "u-$how";
 	my ($id, $token) = session($user);
-	is(answers($token, $user), 'false/1/false', "$how: live on the subscriber");
-	my $before = hits();
-	answers($token, $user);
-	cmp_ok(hits(), '>', $before, "$how: answered from the subscriber's cache");
+	is(answers($checker, $token, $user), 'false/1/false', "$how: live on the subscriber");
+	my $before = cache_hits($sub);
+	answers($checker, $token, $user);
+	cmp_ok(cache_hits($sub), '>', $before, "$how: answered from the subscriber's cache");
 	on_pub($revocations{$how}->($id, $token, $user));
 	$pub->wait_for_catchup('plain');
-	is(answers($token, $user), $refused{$how} // 'true/0/false', "$how: refused once the apply worker committed");
+	is(answers($checker, $token, $user), $refused{$how} // 'true/0/false', "$how: refused once the apply worker committed");
 }
 
 # two_phase: the subscriber prepares what the publisher prepares.
@@ -101,18 +84,18 @@ for my $end ('COMMIT PREPARED', 'ROLLBACK PREPARED') {
 	$user =~ s/\W/_/g;
 	my ($id, $token) = split /\|/, on_pub(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user')});
 	$pub->wait_for_catchup('twophase');
-	is(answers($token, $user), 'false/1/false', "two_phase, $end: live on the subscriber");
+	is(answers($checker, $token, $user), 'false/1/false', "two_phase, $end: live on the subscriber");
 	$gid++;
 	on_pub(qq{BEGIN; SELECT sessrev.revoke_session('$id'); PREPARE TRANSACTION 'lp$gid'});
 	$pub->wait_for_catchup('twophase');
 	is($sub->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '1',
 		"two_phase, $end: the subscriber has prepared it");
-	is(answers($token, $user), 'false/1/false', "two_phase, $end: live while prepared");
+	is(answers($checker, $token, $user), 'false/1/false', "two_phase, $end: live while prepared");
 	on_pub("$end 'lp$gid'");
 	$pub->wait_for_catchup('twophase');
 	is($sub->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 		"two_phase, $end: and has ended it");
-	is(answers($token, $user), $end eq 'COMMIT PREPARED' ? 'true/0/false' : 'false/1/false',
+	is(answers($checker, $token, $user), $end eq 'COMMIT PREPARED' ? 'true/0/false' : 'false/1/false',
 		"two_phase, $end: " . ($end eq 'COMMIT PREPARED' ? 'refused once applied' : 'still live'));
 }
 
@@ -120,10 +103,10 @@ for my $end ('COMMIT PREPARED', 'ROLLBACK PREPARED') {
 {
 	my ($id, $token) = split /\|/, on_pub(q{SELECT session_id || '|' || token FROM sessrev.create_session('u-global')});
 	$pub->wait_for_catchup('twophase');
-	answers($token, 'u-global');
+	answers($checker, $token, 'u-global');
 	on_pub('SELECT sessrev.revoke_all_sessions()');
 	$pub->wait_for_catchup('twophase');
-	is(answers($token, 'u-global'), 'true/0/true', 'revoke_all_sessions: refused, JWTs too');
+	is(answers($checker, $token, 'u-global'), 'true/0/true', 'revoke_all_sessions: refused, JWTs too');
 }
 
 $checker->quit;

@@ -1,0 +1,40 @@
+# What the TAP tests that compare answers across connections share.
+package Sessrev::Checks;
+use strict;
+use warnings;
+use Exporter 'import';
+our @EXPORT = qw(answers cache_hits wait_for_cache);
+
+my $iat = q{now() - interval '10 minutes'};
+
+# The three checks of a session in checker's connection (a background_psql),
+# as one line: is_revoked(token), whether validate_session(token) returns a
+# row, and is_jwt_revoked of user with jti "jti-<user>".
+sub answers {
+	my ($checker, $token, $user) = @_;
+	return $checker->query_safe(qq{
+		SELECT sessrev.is_revoked('$token') || '/' ||
+		       (SELECT count(*) FROM sessrev.validate_session('$token')) || '/' ||
+		       sessrev.is_jwt_revoked('jti-$user', '$user', $iat)});
+}
+
+sub cache_hits {
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT hits FROM sessrev.cache_stats()');
+}
+
+# With max_prepared_transactions > 0, the cache serves after a start once the
+# transactions older than its first check have ended: true once a check of
+# token in checker's connection is answered from node's cache (10 s at most).
+sub wait_for_cache {
+	my ($node, $checker, $token, $user) = @_;
+	for (1 .. 200) {
+		my $before = cache_hits($node);
+		answers($checker, $token, $user);
+		return 1 if cache_hits($node) > $before;
+		select(undef, undef, undef, 0.05);
+	}
+	return 0;
+}
+
+1;
