@@ -368,7 +368,7 @@ void invalidate_bucket(uint32 bucket) {
     pg_atomic_fetch_add_u64(&shared->partition[bucket % partitions].invalidations, 1);
 }
 
-void suspend(Oid database) {
+bool suspend_if_room(Oid database) {
     SpinLockAcquire(&shared->suspended_mutex);
     const uint32 count = pg_atomic_read_u32(&shared->suspended_count);
     bool present = false;
@@ -379,11 +379,15 @@ void suspend(Oid database) {
         pg_atomic_write_u32(&shared->suspended_count, count + 1);
     }
     SpinLockRelease(&shared->suspended_mutex);
-    if (!present && count == max_suspended)
+    pg_memory_barrier();
+    return present || count < max_suspended;
+}
+
+void suspend(Oid database) {
+    if (!suspend_if_room(database))
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("sessrev: too many databases with disabled sessrev triggers"),
                         errhint("Re-enable them with ALTER TABLE ... ENABLE ALWAYS TRIGGER.")));
-    pg_memory_barrier();
 }
 
 void resume(Oid database) {

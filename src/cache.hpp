@@ -115,6 +115,8 @@ void flush();
 // serves nothing there until resume(). Raises an error when too many
 // databases are suspended at once.
 void suspend(Oid database);
+// Likewise, false instead of the error (replay must not fail).
+bool suspend_if_room(Oid database);
 void resume(Oid database);
 bool suspended(Oid database);
 

@@ -6,6 +6,8 @@
 #include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "session_lookup.hpp"
+#include "settings.hpp"
+#include "standby_records.hpp"
 #include "token.hpp"
 #include "trigger_arming.hpp"
 
@@ -35,10 +37,18 @@ bool any_pending = false;
 bool flush_at_commit = false;
 bool global_cutoff_changed = false;
 bool pending_changes = false;
+// The keys themselves, for hot standbys (standby_records.hpp): their buckets
+// depend on each server's secret. Past the limit, the standby flushes.
+constexpr int max_keys = 256;
+cache::Key keys[max_keys];
+int key_count = 0;
+bool too_many_keys = false;
 
 void forget() {
     if (any_pending) memset(pending, 0, sizeof pending);
     any_pending = false;
+    key_count = 0;
+    too_many_keys = false;
     flush_at_commit = false;
     global_cutoff_changed = false;
     pending_changes = false;
@@ -56,13 +66,27 @@ void apply() {
             cache::invalidate_bucket(w * 64 + static_cast<uint32>(__builtin_ctzll(bits)));
 }
 
+// Before the commit (or PREPARE) record: a standby must put what this
+// transaction changed in doubt before its commit can be visible there.
+void tell_standbys() {
+    const bool all = flush_at_commit || too_many_keys;
+    if (!pending_changes || !standby_records::writes() || (key_count == 0 && !all && !global_cutoff_changed))
+        return;
+    standby_records::write_changes(GetTopTransactionIdIfAny(), keys, key_count, all, global_cutoff_changed);
+}
+
 void on_transaction_end(XactEvent event, void *) {
     switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            if (TransactionIdIsValid(GetTopTransactionIdIfAny())) tell_standbys();
+            break;
         case XACT_EVENT_PRE_PREPARE:
             // Its commit happens elsewhere, out of our sight: what it changed
             // stays in doubt until it has ended.
-            if (pending_changes && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+            if (pending_changes && TransactionIdIsValid(GetTopTransactionIdIfAny())) {
+                tell_standbys();
                 in_doubt::add(GetTopTransactionIdIfAny(), pending, flush_at_commit, global_cutoff_changed);
+            }
             break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
@@ -118,6 +142,11 @@ void record(const cache::Key &key) {
     const uint32 bucket = cache::bucket_of(key);
     pending[bucket / 64] |= UINT64CONST(1) << (bucket % 64);
     any_pending = true;
+    if (!standby_records::writes()) return;
+    if (key_count < max_keys)
+        keys[key_count++] = key;
+    else
+        too_many_keys = true;
 }
 
 void record_session(HeapTuple old_row, TupleDesc desc, Oid relation, const lookup::Layout &l) {
@@ -162,7 +191,9 @@ void register_callbacks() { RegisterXactCallback(on_transaction_end, nullptr); }
 bool pending_in_transaction() { return pending_changes; }
 
 bool cache_usable() {
-    return cache::enabled() && !RecoveryInProgress() && !pending_changes && arming::cache_may_serve();
+    // A standby serves only while it follows its primary's records.
+    return cache::enabled() && (settings::standby_cache || !RecoveryInProgress()) && !pending_changes &&
+           arming::cache_may_serve();
 }
 
 }  // namespace sessrev::invalidation

@@ -2,15 +2,19 @@
 
 #include "cache.hpp"
 #include "jwt_cache.hpp"
+#include "settings.hpp"
 
 extern "C" {
+#include "access/parallel.h"
 #include "access/transam.h"
 #include "access/twophase.h"
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -26,6 +30,7 @@ struct Entry {
     TransactionId xid;  // InvalidTransactionId: free
     bool all;
     bool global;
+    Oid resume;  // a database whose cache resumes if the transaction committed
     uint64 buckets[bucket_words];
 };
 
@@ -35,8 +40,10 @@ struct Shared {
     pg_atomic_uint32 reasons;
     pg_atomic_uint32 all;     // reasons that cover every bucket
     pg_atomic_uint32 global;  // reasons that cover the global JWT cut-offs
-    bool restarted;           // the start's reason is still there
+    bool restarted;           // the start's reason is still there (or again: rearm())
     TransactionId horizon;    // the start's: every transaction older must end first
+    bool awaiting_primary;    // in recovery: no record since the start or the primary's
+    bool stopped;             // a reason for good: a record could not be followed
     pg_atomic_uint64 next_resolution;  // TimestampTz; one attempt a millisecond
     int capacity;
     pg_atomic_uint32 bucket[cache::buckets];  // entries in doubt over each bucket
@@ -46,7 +53,10 @@ struct Shared {
 Shared *shared = nullptr;
 LWLock *lock = nullptr;
 
-int capacity() { return max_prepared_xacts; }
+// A standby follows every transaction of its primary that changed sessrev's
+// tables; the primary's max_connections and max_prepared_transactions cannot
+// exceed the standby's.
+int capacity() { return max_prepared_xacts + (settings::standby_cache ? MaxBackends : 0); }
 
 void count(pg_atomic_uint32 *counter, bool on, int delta) {
     if (!on) return;
@@ -64,6 +74,7 @@ void release(Entry &e) {
             cache::invalidate_bucket(w * 64 + static_cast<uint32>(__builtin_ctzll(bits)));
     if (e.all) cache::flush();
     if (e.global) jwt_cache::invalidate_all_globals();
+    if (OidIsValid(e.resume) && TransactionIdDidCommit(e.xid)) cache::resume(e.resume);
     pg_memory_barrier();
     for (uint32 w = 0; w < bucket_words; w++)
         for (uint64 bits = e.buckets[w]; bits != 0; bits &= bits - 1)
@@ -74,21 +85,25 @@ void release(Entry &e) {
     pg_atomic_fetch_sub_u32(&shared->reasons, 1);
 }
 
-// Under the exclusive lock: lifts the doubt of every transaction that has ended.
-void release_ended() {
+// Under the exclusive lock: lifts the doubt of every transaction that has
+// ended; from a check (in a transaction), also the start's.
+void release_ended(bool in_transaction) {
     for (int i = 0; i < shared->capacity; i++) {
         Entry &e = shared->entry[i];
         if (TransactionIdIsValid(e.xid) && !TransactionIdIsInProgress(e.xid)) release(e);
     }
-    if (!shared->restarted) return;
+    if (!shared->restarted || !in_transaction || IsInParallelMode()) return;
+    // In recovery, nothing is cached until a record shows that the primary
+    // writes them.
+    if (RecoveryInProgress() && shared->awaiting_primary) return;
     // The first check after the start sets the horizon; a later one lifts the
-    // start's doubt once nothing older is still running (or prepared). Every
-    // epoch moves first: a fill begun while an old transaction was prepared
-    // may be under way.
+    // start's doubt once nothing older is still running (or prepared): a
+    // fresh snapshot's xmin, on a primary as on a standby. Every epoch moves
+    // first: a fill begun while an old transaction was prepared may be under
+    // way.
     if (!TransactionIdIsValid(shared->horizon)) {
         shared->horizon = ReadNextTransactionId();
-    } else if (!RecoveryInProgress() &&
-               TransactionIdFollowsOrEquals(GetOldestActiveTransactionId(), shared->horizon)) {
+    } else if (TransactionIdFollowsOrEquals(GetLatestSnapshot()->xmin, shared->horizon)) {
         cache::flush();
         jwt_cache::invalidate_all_globals();
         pg_memory_barrier();
@@ -106,8 +121,44 @@ void try_resolution() {
     if (now < static_cast<TimestampTz>(pg_atomic_read_u64(&shared->next_resolution))) return;
     pg_atomic_write_u64(&shared->next_resolution, static_cast<uint64>(now + 1000));
     if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE)) return;
-    release_ended();
+    release_ended(true);
     LWLockRelease(lock);
+}
+
+// Under the exclusive lock: everything in doubt again until every transaction
+// older than the next check has ended, as after a start.
+void rearm() {
+    if (shared->restarted) return;
+    shared->restarted = true;
+    shared->horizon = InvalidTransactionId;
+    pg_atomic_fetch_add_u32(&shared->all, 1);
+    pg_atomic_fetch_add_u32(&shared->global, 1);
+    pg_atomic_fetch_add_u32(&shared->reasons, 1);
+}
+
+// Under the exclusive lock: a free entry, after releasing what has ended if
+// need be; nullptr when none.
+Entry *free_entry(bool in_transaction) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) release_ended(in_transaction);
+        for (int i = 0; i < shared->capacity; i++)
+            if (!TransactionIdIsValid(shared->entry[i].xid)) return &shared->entry[i];
+    }
+    return nullptr;
+}
+
+void fill_entry(Entry &e, TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume) {
+    e.all = all;
+    e.global = global;
+    e.resume = resume;
+    memcpy(e.buckets, buckets, sizeof e.buckets);
+    for (uint32 w = 0; w < bucket_words; w++)
+        for (uint64 bits = e.buckets[w]; bits != 0; bits &= bits - 1)
+            pg_atomic_fetch_add_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
+    count(&shared->all, all, 1);
+    count(&shared->global, global, 1);
+    e.xid = xid;
+    pg_atomic_fetch_add_u32(&shared->reasons, 1);
 }
 
 // Any doubt left after an attempt to lift what has ended.
@@ -143,6 +194,8 @@ void startup() {
     pg_atomic_init_u32(&shared->global, start);
     pg_atomic_init_u64(&shared->next_resolution, 0);
     shared->horizon = InvalidTransactionId;
+    shared->awaiting_primary = settings::standby_cache;
+    shared->stopped = false;
     for (pg_atomic_uint32 &b : shared->bucket) pg_atomic_init_u32(&b, 0);
 }
 
@@ -150,29 +203,53 @@ void add(TransactionId xid, const uint64 *buckets, bool all, bool global) {
     // Without max_prepared_transactions, PostgreSQL refuses the PREPARE itself.
     if (shared == nullptr || shared->capacity == 0) return;
     LWLockAcquire(lock, LW_EXCLUSIVE);
-    Entry *free_entry = nullptr;
-    for (int pass = 0; pass < 2 && free_entry == nullptr; pass++) {
-        if (pass == 1) release_ended();
-        for (int i = 0; i < shared->capacity && free_entry == nullptr; i++)
-            if (!TransactionIdIsValid(shared->entry[i].xid)) free_entry = &shared->entry[i];
-    }
-    if (free_entry == nullptr) {
+    Entry *e = free_entry(true);
+    if (e == nullptr) {
         LWLockRelease(lock);
         ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                         errmsg("sessrev: too many prepared transactions changed sessrev's tables"),
                         errhint("Commit or roll back some with COMMIT PREPARED or ROLLBACK PREPARED.")));
     }
-    Entry &e = *free_entry;
-    e.all = all;
-    e.global = global;
-    memcpy(e.buckets, buckets, sizeof e.buckets);
-    for (uint32 w = 0; w < bucket_words; w++)
-        for (uint64 bits = e.buckets[w]; bits != 0; bits &= bits - 1)
-            pg_atomic_fetch_add_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
-    count(&shared->all, all, 1);
-    count(&shared->global, global, 1);
-    e.xid = xid;
-    pg_atomic_fetch_add_u32(&shared->reasons, 1);
+    fill_entry(*e, xid, buckets, all, global, InvalidOid);
+    LWLockRelease(lock);
+}
+
+void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume) {
+    if (shared == nullptr || shared->capacity == 0) return;
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    shared->awaiting_primary = false;
+    // Replay must not fail: without room, everything is in doubt instead.
+    if (Entry *e = free_entry(false); e != nullptr)
+        fill_entry(*e, xid, buckets, all, global, resume);
+    else
+        rearm();
+    LWLockRelease(lock);
+}
+
+void primary_writes_records() {
+    if (shared == nullptr || !shared->awaiting_primary) return;
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    shared->awaiting_primary = false;
+    LWLockRelease(lock);
+}
+
+void await_primary() {
+    if (shared == nullptr || shared->capacity == 0) return;
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    rearm();
+    shared->awaiting_primary = true;
+    LWLockRelease(lock);
+}
+
+void stop_serving() {
+    if (shared == nullptr) return;
+    LWLockAcquire(lock, LW_EXCLUSIVE);
+    if (!shared->stopped) {
+        shared->stopped = true;
+        pg_atomic_fetch_add_u32(&shared->all, 1);
+        pg_atomic_fetch_add_u32(&shared->global, 1);
+        pg_atomic_fetch_add_u32(&shared->reasons, 1);
+    }
     LWLockRelease(lock);
 }
 

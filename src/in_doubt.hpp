@@ -11,6 +11,13 @@
 // After a restart, transactions prepared before it are in doubt everywhere:
 // with max_prepared_transactions > 0, nothing is cached until every
 // transaction older than the first check has ended.
+//
+// A hot standby with sessrev.standby_cache follows its primary the same way
+// (standby_records.hpp): each replayed record of a transaction that changed
+// sessrev's tables puts what it changed in doubt before its commit can be
+// replayed, and the doubt lifts once the transaction is no longer running
+// there. After the standby's start, and after each start of its primary, it
+// caches nothing until a record shows that the primary writes them.
 #pragma once
 
 extern "C" {
@@ -29,6 +36,19 @@ void startup();        // shmem_startup_hook (from the cache's)
 // (cache::buckets bits; with all, anything: a TRUNCATE), and maybe a global JWT
 // cut-off. Raises an error when max_prepared_transactions entries are in use.
 void add(TransactionId xid, const uint64 *buckets, bool all, bool global);
+
+// On a standby, from the replay of a record: like add, and resume when the
+// transaction committed re-arms the cache of that database. Never fails: when
+// no entry is free, everything is in doubt as after a start.
+void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume);
+// On a standby: a record of the primary was replayed; the start's doubt may
+// lift.
+void primary_writes_records();
+// On a standby: its primary (re)started or a new one took over, and may not
+// write the records: everything in doubt until a record arrives.
+void await_primary();
+// A record could not be followed: nothing is cached until the next start.
+void stop_serving();
 
 // Whether a lookup or a fill in bucket must leave the cache alone now. A
 // lookup asks before it reads the entry and its epoch.

@@ -15,6 +15,7 @@ void _PG_init(void);
 #include "current_session.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
+#include "standby_records.hpp"
 #include "touch_queue.hpp"
 #include "settings.hpp"
 #include "trigger_arming.hpp"
@@ -50,6 +51,7 @@ extern "C" void _PG_init(void) {
     sessrev::session_cache::startup_shmem();
     sessrev::touch_queue::startup_shmem();
     sessrev::worker::startup_shmem();
+    sessrev::standby_records::register_rmgr();
     // pg_upgrade's server must run nothing of its own.
     if (!IsBinaryUpgrade) sessrev::worker::register_worker();
 }

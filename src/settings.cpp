@@ -27,6 +27,7 @@ int cleanup_batch_size = 10000;
 int audit_retention = 90 * day;
 int cache_size = 1024 * 1024;
 int session_cache_size = 128 * 1024;
+bool standby_cache = false;
 int jwt_cache_databases = 4;
 int cleanup_interval = 10 * minute;
 int cleanup_delay = 100;
@@ -110,6 +111,12 @@ void define_settings() {
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("sessrev.jwt_cache_databases must be between 1 and %d, got %d",
                                    max_jwt_cache_databases, jwt_cache_databases)));
+        DefineCustomBoolVariable("sessrev.standby_cache",
+                                 "On a primary, write the WAL records that keep hot standbys' "
+                                 "caches coherent; on a hot standby, serve checks from the cache "
+                                 "while its primary writes them.",
+                                 "Every server that replays this WAL must load sessrev.",
+                                 &standby_cache, false, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

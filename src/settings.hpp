@@ -15,6 +15,7 @@ extern int audit_retention;
 extern int cache_size;  // entries; defined only when preloaded
 extern int session_cache_size;  // validate_session's entries; likewise
 extern int jwt_cache_databases;  // databases with is_jwt_revoked's filters; likewise
+extern bool standby_cache;  // standby_records.hpp; likewise
 extern int cleanup_interval;
 extern int cleanup_delay;  // milliseconds between the worker's cleanup batches
 extern int max_sessions_per_user;

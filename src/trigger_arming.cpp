@@ -3,6 +3,7 @@
 #include "cache.hpp"
 #include "jwt_cache.hpp"
 #include "session_lookup.hpp"
+#include "standby_records.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -102,6 +103,8 @@ void on_transaction_end(XactEvent event, void *) {
                     flush_at_commit = true;
                     resume_at_commit = true;
                 }
+                if (flush_at_commit && standby_records::writes())
+                    standby_records::write_arming(GetTopTransactionIdIfAny(), MyDatabaseId, !state.armed);
             }
             break;
         case XACT_EVENT_PRE_PREPARE:

@@ -3,6 +3,7 @@
 #include "boundary.hpp"
 #include "cleanup.hpp"
 #include "settings.hpp"
+#include "standby_records.hpp"
 #include "touch_queue.hpp"
 #include "touch_writer.hpp"
 
@@ -317,6 +318,7 @@ void run() {
             TimestampTz due = TimestampTzPlusMilliseconds(last_run, static_cast<int64>(interval_s) * 1000);
             timeout_ms = Min(timeout_ms, Max(0L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due)));
         }
+        standby_records::announce();
         WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
