@@ -43,12 +43,17 @@ constexpr int max_keys = 256;
 cache::Key keys[max_keys];
 int key_count = 0;
 bool too_many_keys = false;
+standby_records::Addition additions[max_keys];
+int addition_count = 0;
+bool too_many_additions = false;
 
 void forget() {
     if (any_pending) memset(pending, 0, sizeof pending);
     any_pending = false;
     key_count = 0;
     too_many_keys = false;
+    addition_count = 0;
+    too_many_additions = false;
     flush_at_commit = false;
     global_cutoff_changed = false;
     pending_changes = false;
@@ -69,10 +74,13 @@ void apply() {
 // Before the commit (or PREPARE) record: a standby must put what this
 // transaction changed in doubt before its commit can be visible there.
 void tell_standbys() {
-    const bool all = flush_at_commit || too_many_keys;
-    if (!pending_changes || !standby_records::writes() || (key_count == 0 && !all && !global_cutoff_changed))
+    const standby_records::Changes changes{keys,      key_count,      flush_at_commit || too_many_keys,
+                                           global_cutoff_changed,     additions,
+                                           addition_count,            too_many_additions};
+    if (!pending_changes || !standby_records::writes() ||
+        (key_count == 0 && addition_count == 0 && !changes.all && !changes.global && !changes.all_filters))
         return;
-    standby_records::write_changes(GetTopTransactionIdIfAny(), keys, key_count, all, global_cutoff_changed);
+    standby_records::write_changes(GetTopTransactionIdIfAny(), changes);
 }
 
 void on_transaction_end(XactEvent event, void *) {
@@ -164,6 +172,16 @@ void record_session(HeapTuple old_row, TupleDesc desc, Oid relation, const looku
     Datum id = attribute(old_row, desc, l.id, &isnull);
     if (!isnull) memcpy(key.bytes, DatumGetUUIDP(id)->data, UUID_LEN);
     record(key);
+}
+
+// Set before this transaction commits: no reader can miss a committed row.
+void add_to_filter(jwt_cache::Filter filter, const token::Hash &hash) {
+    jwt_cache::add(filter, hash);
+    if (!standby_records::writes()) return;
+    if (addition_count < max_keys)
+        additions[addition_count++] = {filter, hash};
+    else
+        too_many_additions = true;
 }
 
 AttrNumber attnum_of(TupleDesc desc, const char *column) {
@@ -261,12 +279,10 @@ SESSREV_FUNCTION(jwt_tables_changed) {
     HeapTuple old_row = TRIGGER_FIRED_BY_INSERT(event) ? nullptr : trigger->tg_trigtuple;
     sessrev::token::Hash hash;
     if (relid == l.jwt_denylist) {
-        // Set before this transaction commits: no reader can miss a committed jti.
-        if (new_row != nullptr && hash_of(new_row, desc, "jti", &hash))
-            jwt_cache::add(jwt_cache::Filter::jti, hash);
+        if (new_row != nullptr && hash_of(new_row, desc, "jti", &hash)) add_to_filter(jwt_cache::Filter::jti, hash);
     } else if (relid == l.user_cutoffs) {
         if (new_row != nullptr && hash_of(new_row, desc, "user_id", &hash))
-            jwt_cache::add(jwt_cache::Filter::user, hash);
+            add_to_filter(jwt_cache::Filter::user, hash);
         if (old_row != nullptr && hash_of(old_row, desc, "user_id", &hash)) {
             sessrev::cache::Key key{MyDatabaseId, relid, sessrev::cache::Kind::user_cutoff, {}};
             memcpy(key.bytes, hash.data(), hash.size());

@@ -30,6 +30,7 @@ struct Entry {
     TransactionId xid;  // InvalidTransactionId: free
     bool all;
     bool global;
+    bool filters;  // added to is_jwt_revoked's filters (replayed)
     Oid resume;  // a database whose cache resumes if the transaction committed
     uint64 buckets[bucket_words];
 };
@@ -40,6 +41,7 @@ struct Shared {
     pg_atomic_uint32 reasons;
     pg_atomic_uint32 all;     // reasons that cover every bucket
     pg_atomic_uint32 global;  // reasons that cover the global JWT cut-offs
+    pg_atomic_uint32 filters; // replayed entries that added to the JWT filters
     bool restarted;           // the start's reason is still there (or again: rearm())
     TransactionId horizon;    // the start's: every transaction older must end first
     bool awaiting_primary;    // in recovery: no record since the start or the primary's
@@ -74,13 +76,18 @@ void release(Entry &e) {
             cache::invalidate_bucket(w * 64 + static_cast<uint32>(__builtin_ctzll(bits)));
     if (e.all) cache::flush();
     if (e.global) jwt_cache::invalidate_all_globals();
-    if (OidIsValid(e.resume) && TransactionIdDidCommit(e.xid)) cache::resume(e.resume);
+    if (OidIsValid(e.resume) && TransactionIdDidCommit(e.xid)) {
+        // Its rows may have changed unseen while the triggers were off.
+        jwt_cache::forget_build_of(e.resume);
+        cache::resume(e.resume);
+    }
     pg_memory_barrier();
     for (uint32 w = 0; w < bucket_words; w++)
         for (uint64 bits = e.buckets[w]; bits != 0; bits &= bits - 1)
             pg_atomic_fetch_sub_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
     count(&shared->all, e.all, -1);
     count(&shared->global, e.global, -1);
+    count(&shared->filters, e.filters, -1);
     e.xid = InvalidTransactionId;
     pg_atomic_fetch_sub_u32(&shared->reasons, 1);
 }
@@ -128,6 +135,8 @@ void try_resolution() {
 // Under the exclusive lock: everything in doubt again until every transaction
 // older than the next check has ended, as after a start.
 void rearm() {
+    // Filters built meanwhile may lack what was never replayed.
+    jwt_cache::forget_build_of(InvalidOid);
     if (shared->restarted) return;
     shared->restarted = true;
     shared->horizon = InvalidTransactionId;
@@ -147,9 +156,11 @@ Entry *free_entry(bool in_transaction) {
     return nullptr;
 }
 
-void fill_entry(Entry &e, TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume) {
+void fill_entry(Entry &e, TransactionId xid, const uint64 *buckets, bool all, bool global, bool filters,
+                Oid resume) {
     e.all = all;
     e.global = global;
+    e.filters = filters;
     e.resume = resume;
     memcpy(e.buckets, buckets, sizeof e.buckets);
     for (uint32 w = 0; w < bucket_words; w++)
@@ -157,6 +168,7 @@ void fill_entry(Entry &e, TransactionId xid, const uint64 *buckets, bool all, bo
             pg_atomic_fetch_add_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
     count(&shared->all, all, 1);
     count(&shared->global, global, 1);
+    count(&shared->filters, filters, 1);
     e.xid = xid;
     pg_atomic_fetch_add_u32(&shared->reasons, 1);
 }
@@ -192,6 +204,7 @@ void startup() {
     pg_atomic_init_u32(&shared->reasons, start);
     pg_atomic_init_u32(&shared->all, start);
     pg_atomic_init_u32(&shared->global, start);
+    pg_atomic_init_u32(&shared->filters, 0);
     pg_atomic_init_u64(&shared->next_resolution, 0);
     shared->horizon = InvalidTransactionId;
     shared->awaiting_primary = settings::standby_cache;
@@ -210,17 +223,17 @@ void add(TransactionId xid, const uint64 *buckets, bool all, bool global) {
                         errmsg("sessrev: too many prepared transactions changed sessrev's tables"),
                         errhint("Commit or roll back some with COMMIT PREPARED or ROLLBACK PREPARED.")));
     }
-    fill_entry(*e, xid, buckets, all, global, InvalidOid);
+    fill_entry(*e, xid, buckets, all, global, false, InvalidOid);
     LWLockRelease(lock);
 }
 
-void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume) {
+void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, bool filters, Oid resume) {
     if (shared == nullptr || shared->capacity == 0) return;
     LWLockAcquire(lock, LW_EXCLUSIVE);
     shared->awaiting_primary = false;
     // Replay must not fail: without room, everything is in doubt instead.
     if (Entry *e = free_entry(false); e != nullptr)
-        fill_entry(*e, xid, buckets, all, global, resume);
+        fill_entry(*e, xid, buckets, all, global, filters, resume);
     else
         rearm();
     LWLockRelease(lock);
@@ -244,6 +257,7 @@ void await_primary() {
 void stop_serving() {
     if (shared == nullptr) return;
     LWLockAcquire(lock, LW_EXCLUSIVE);
+    jwt_cache::forget_build_of(InvalidOid);
     if (!shared->stopped) {
         shared->stopped = true;
         pg_atomic_fetch_add_u32(&shared->all, 1);
@@ -265,6 +279,14 @@ bool blocks(uint32 bucket) {
 bool blocks_global() {
     if (shared == nullptr) return false;
     bool blocked = any_doubt() && pg_atomic_read_u32(&shared->global) != 0;
+    pg_read_barrier();
+    return blocked;
+}
+
+bool blocks_filter_build() {
+    if (shared == nullptr) return false;
+    bool blocked = any_doubt() && (pg_atomic_read_u32(&shared->all) != 0 ||
+                                   pg_atomic_read_u32(&shared->filters) != 0);
     pg_read_barrier();
     return blocked;
 }

@@ -37,10 +37,11 @@ void startup();        // shmem_startup_hook (from the cache's)
 // cut-off. Raises an error when max_prepared_transactions entries are in use.
 void add(TransactionId xid, const uint64 *buckets, bool all, bool global);
 
-// On a standby, from the replay of a record: like add, and resume when the
-// transaction committed re-arms the cache of that database. Never fails: when
-// no entry is free, everything is in doubt as after a start.
-void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, Oid resume);
+// On a standby, from the replay of a record: like add; filters when it added
+// to is_jwt_revoked's filters; resume when the transaction committed re-arms
+// the cache of that database. Never fails: when no entry is free, everything
+// is in doubt as after a start.
+void replayed(TransactionId xid, const uint64 *buckets, bool all, bool global, bool filters, Oid resume);
 // On a standby: a record of the primary was replayed; the start's doubt may
 // lift.
 void primary_writes_records();
@@ -55,5 +56,8 @@ void stop_serving();
 bool blocks(uint32 bucket);
 // Likewise for the cached global JWT cut-offs.
 bool blocks_global();
+// On a standby, whether a build of is_jwt_revoked's filters from the tables
+// could miss a row: a transaction that added to them, or anything, is in doubt.
+bool blocks_filter_build();
 
 }  // namespace sessrev::in_doubt

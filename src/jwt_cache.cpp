@@ -1,4 +1,6 @@
 #include "jwt_cache.hpp"
+
+#include "in_doubt.hpp"
 #include "compat.hpp"
 
 #include "session_lookup.hpp"
@@ -38,6 +40,7 @@ struct Slot {
     pg_atomic_uint64 filter_generation;
     pg_atomic_uint32 active;  // which of the two buffers is in use
     pg_atomic_uint32 owner;   // the database described; InvalidOid while free
+    pg_atomic_uint64 replayed;  // bits set by replay (a standby's build that saw one gives up)
     slock_t build_mutex;
     bool building;
     int builder_pid;  // whose build it is: one killed mid-build is taken over
@@ -127,6 +130,7 @@ void startup() {
         pg_atomic_init_u64(&slot.filter_generation, 1);  // not built
         pg_atomic_init_u32(&slot.active, 0);
         pg_atomic_init_u32(&slot.owner, InvalidOid);
+        pg_atomic_init_u64(&slot.replayed, 0);
         SpinLockInit(&slot.build_mutex);
         SpinLockInit(&slot.global_mutex);
         slot.global_state = Global::unknown;
@@ -139,6 +143,19 @@ void add(Filter filter, const token::Hash &hash) {
     // No slot yet, or none left: the build that claims one will read the row.
     Slot *slot = mine();
     if (slot != nullptr) set_bits(slot, pg_atomic_read_u32(&slot->active), filter, hash);
+}
+
+void add_replayed(Oid database, Filter filter, const token::Hash &hash) {
+    for (int i = 0; i < shared->slots; i++) {
+        Slot *slot = &shared->slot[i];
+        if (pg_atomic_read_u32(&slot->owner) != database) continue;
+        // Under the mutex a build publishes under: either it sees the count
+        // move and gives up, or these bits go to the buffer it published.
+        SpinLockAcquire(&slot->build_mutex);
+        pg_atomic_fetch_add_u64(&slot->replayed, 1);
+        set_bits(slot, pg_atomic_read_u32(&slot->active), filter, hash);
+        SpinLockRelease(&slot->build_mutex);
+    }
 }
 
 bool may_contain(Filter filter, const token::Hash &hash) {
@@ -194,12 +211,21 @@ void build(Slot *slot, bool force) {
         const lookup::Layout l = lookup::layout();
         // No insert may be in flight while the filters are filled from the
         // tables; but a reader never waits for one: it answers from the tables
-        // and a later call builds.
-        if (!ConditionalLockRelationOid(l.jwt_denylist, ShareLock)) {
+        // and a later call builds. A standby cannot take the locks: there, no
+        // transaction that added to the filters may be in flight in replay at
+        // the start, and none may be replayed until the end.
+        const bool standby = RecoveryInProgress();
+        const uint64 replayed = pg_atomic_read_u64(&slot->replayed);
+        pg_memory_barrier();
+        if (standby && in_doubt::blocks_filter_build()) {
             finish_build(slot);
             return;
         }
-        if (!ConditionalLockRelationOid(l.user_cutoffs, ShareLock)) {
+        if (!standby && !ConditionalLockRelationOid(l.jwt_denylist, ShareLock)) {
+            finish_build(slot);
+            return;
+        }
+        if (!standby && !ConditionalLockRelationOid(l.user_cutoffs, ShareLock)) {
             UnlockRelationOid(l.jwt_denylist, ShareLock);
             finish_build(slot);
             return;
@@ -211,9 +237,12 @@ void build(Slot *slot, bool force) {
         }
         fill_from(slot, l.jwt_denylist, "jti", next, Filter::jti);
         fill_from(slot, l.user_cutoffs, "user_id", next, Filter::user);
+        pg_memory_barrier();
+        const bool replay_moved = standby && (pg_atomic_read_u64(&slot->replayed) != replayed ||
+                                              in_doubt::blocks_filter_build());
         SpinLockAcquire(&slot->build_mutex);
         // Released meanwhile (forget_build): the slot stays odd for its next owner.
-        if (pg_atomic_read_u32(&slot->owner) == MyDatabaseId) {
+        if (pg_atomic_read_u32(&slot->owner) == MyDatabaseId && !replay_moved) {
             pg_atomic_write_u32(&slot->active, next);
             pg_write_barrier();
             pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // even: built
@@ -222,8 +251,10 @@ void build(Slot *slot, bool force) {
         slot->builder_pid = 0;
         SpinLockRelease(&slot->build_mutex);
         // Writers may go on: from here their triggers set bits themselves.
-        UnlockRelationOid(l.user_cutoffs, ShareLock);
-        UnlockRelationOid(l.jwt_denylist, ShareLock);
+        if (!standby) {
+            UnlockRelationOid(l.user_cutoffs, ShareLock);
+            UnlockRelationOid(l.jwt_denylist, ShareLock);
+        }
     }
     PG_CATCH();
     {
@@ -299,16 +330,30 @@ void rebuild() {
     if (slot != nullptr) build(slot, true);
 }
 
+namespace {
+// Under claim_mutex.
+void release_slot(Slot *slot) {
+    SpinLockAcquire(&slot->build_mutex);
+    if (pg_atomic_read_u64(&slot->filter_generation) % 2 == 0)
+        pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // odd: "maybe" until rebuilt
+    pg_atomic_write_u32(&slot->owner, InvalidOid);
+    SpinLockRelease(&slot->build_mutex);
+}
+}  // namespace
+
 void forget_build() {
     SpinLockAcquire(&shared->claim_mutex);
     Slot *slot = mine();
-    if (slot != nullptr) {
-        SpinLockAcquire(&slot->build_mutex);
-        if (pg_atomic_read_u64(&slot->filter_generation) % 2 == 0)
-            pg_atomic_fetch_add_u64(&slot->filter_generation, 1);  // odd: "maybe" until rebuilt
-        pg_atomic_write_u32(&slot->owner, InvalidOid);
-        SpinLockRelease(&slot->build_mutex);
-    }
+    if (slot != nullptr) release_slot(slot);
+    SpinLockRelease(&shared->claim_mutex);
+}
+
+void forget_build_of(Oid database) {
+    if (shared == nullptr) return;
+    SpinLockAcquire(&shared->claim_mutex);
+    for (int i = 0; i < shared->slots; i++)
+        if (!OidIsValid(database) || pg_atomic_read_u32(&shared->slot[i].owner) == database)
+            release_slot(&shared->slot[i]);
     SpinLockRelease(&shared->claim_mutex);
 }
 

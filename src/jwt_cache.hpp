@@ -38,6 +38,10 @@ bool enabled();
 bool serves_this_database();
 
 void add(Filter filter, const token::Hash &hash);
+// On a standby, from the replay of a primary's record, before the inserting
+// transaction's commit can be visible: the filters of database, if it has a
+// slot.
+void add_replayed(Oid database, Filter filter, const token::Hash &hash);
 // False only when the value was never added since the last build.
 bool may_contain(Filter filter, const token::Hash &hash);
 
@@ -47,6 +51,8 @@ void rebuild();
 // Frees this database's slot: rows may have changed unseen
 // (trigger_arming.hpp); its next reader claims one and builds anew.
 void forget_build();
+// Likewise for database's slot (InvalidOid: every slot), from any process.
+void forget_build_of(Oid database);
 
 enum class Global { unknown, none, set };
 Global global_cutoff(TimestampTz *not_before);

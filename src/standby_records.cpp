@@ -1,6 +1,7 @@
 #include "standby_records.hpp"
 
 #include "in_doubt.hpp"
+#include "jwt_cache.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -10,6 +11,7 @@ extern "C" {
 #include "access/xlogreader.h"
 #include "catalog/pg_control.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/timestamp.h"
 }
 
@@ -25,13 +27,16 @@ constexpr uint8 rearmed = 0x30;
 
 constexpr uint8 flag_all = 1;
 constexpr uint8 flag_global = 2;
+constexpr uint8 flag_all_filters = 4;  // more filter additions than listed
 
 constexpr int64 announce_every_ms = 5000;
 
 // What the WAL holds; padding is zeroed so that records are deterministic.
 struct ChangesHeader {
     TransactionId xid;
-    uint32 count;
+    Oid database;        // of the filter additions
+    uint32 count;        // keys, then
+    uint32 filter_count; // filter additions
     uint8 flags;
     uint8 padding[3];
 };
@@ -41,6 +46,10 @@ struct WireKey {
     uint8 kind;
     unsigned char bytes[32];
     uint8 padding[3];
+};
+struct WireAddition {
+    uint8 filter;  // 0: jti, 1: user
+    unsigned char hash[32];
 };
 struct Arming {
     TransactionId xid;
@@ -54,8 +63,10 @@ void redo_changes(const char *data, std::size_t length) {
     ChangesHeader h;
     if (length < sizeof h) elog(PANIC, "sessrev: short changes record");
     memcpy(&h, data, sizeof h);
-    if (length != sizeof h + static_cast<std::size_t>(h.count) * sizeof(WireKey))
-        elog(PANIC, "sessrev: changes record of %zu bytes for %u keys", length, h.count);
+    const std::size_t keys_end = sizeof h + static_cast<std::size_t>(h.count) * sizeof(WireKey);
+    if (length != keys_end + static_cast<std::size_t>(h.filter_count) * sizeof(WireAddition))
+        elog(PANIC, "sessrev: changes record of %zu bytes for %u keys and %u filter additions", length,
+             h.count, h.filter_count);
     uint64 bits[cache::buckets / 64] = {};
     for (uint32 i = 0; i < h.count; i++) {
         WireKey w;
@@ -65,7 +76,19 @@ void redo_changes(const char *data, std::size_t length) {
         const uint32 bucket = cache::bucket_of(key);
         bits[bucket / 64] |= UINT64CONST(1) << (bucket % 64);
     }
-    in_doubt::replayed(h.xid, bits, (h.flags & flag_all) != 0, (h.flags & flag_global) != 0, InvalidOid);
+    const bool all_filters = (h.flags & flag_all_filters) != 0;
+    // The doubt first: a standby's build of the filters that starts after it
+    // gives up, and one that started before sees the additions counted.
+    in_doubt::replayed(h.xid, bits, (h.flags & flag_all) != 0, (h.flags & flag_global) != 0,
+                       h.filter_count > 0 || all_filters, InvalidOid);
+    for (uint32 i = 0; i < h.filter_count; i++) {
+        WireAddition w;
+        memcpy(&w, data + keys_end + i * sizeof w, sizeof w);
+        token::Hash hash;
+        memcpy(hash.data(), w.hash, hash.size());
+        jwt_cache::add_replayed(h.database, w.filter == 0 ? jwt_cache::Filter::jti : jwt_cache::Filter::user, hash);
+    }
+    if (all_filters) jwt_cache::forget_build_of(h.database);
 }
 
 void redo_arming(const char *data, std::size_t length, bool off) {
@@ -80,7 +103,7 @@ void redo_arming(const char *data, std::size_t length, bool off) {
         in_doubt::stop_serving();
     }
     const uint64 none[cache::buckets / 64] = {};
-    in_doubt::replayed(a.xid, none, true, true, off ? InvalidOid : a.database);
+    in_doubt::replayed(a.xid, none, true, true, true, off ? InvalidOid : a.database);
 }
 
 void redo(XLogReaderState *record) {
@@ -122,8 +145,9 @@ void describe(StringInfo buf, XLogReaderState *record) {
     if (info == changes && length >= sizeof(ChangesHeader)) {
         ChangesHeader h;
         memcpy(&h, data, sizeof h);
-        appendStringInfo(buf, "xid %u; %u keys%s%s", h.xid, h.count,
-                         (h.flags & flag_all) ? "; all" : "", (h.flags & flag_global) ? "; global" : "");
+        appendStringInfo(buf, "xid %u; %u keys%s%s; database %u: %u filter additions%s", h.xid, h.count,
+                         (h.flags & flag_all) ? "; all" : "", (h.flags & flag_global) ? "; global" : "",
+                         h.database, h.filter_count, (h.flags & flag_all_filters) ? "; all filters" : "");
     } else if ((info == disarmed || info == rearmed) && length == sizeof(Arming)) {
         Arming a;
         memcpy(&a, data, sizeof a);
@@ -166,12 +190,16 @@ void register_rmgr() {
 
 bool writes() { return settings::standby_cache && cache::enabled() && !RecoveryInProgress(); }
 
-void write_changes(TransactionId xid, const cache::Key *keys, int count, bool all, bool global) {
+void write_changes(TransactionId xid, const Changes &c) {
     ChangesHeader h;
     memset(&h, 0, sizeof h);
     h.xid = xid;
-    h.count = all ? 0 : static_cast<uint32>(count);
-    h.flags = static_cast<uint8>((all ? flag_all : 0) | (global ? flag_global : 0));
+    h.database = MyDatabaseId;
+    h.count = c.all ? 0 : static_cast<uint32>(c.key_count);
+    h.filter_count = c.all_filters ? 0 : static_cast<uint32>(c.addition_count);
+    h.flags = static_cast<uint8>((c.all ? flag_all : 0) | (c.global ? flag_global : 0) |
+                                 (c.all_filters ? flag_all_filters : 0));
+    const cache::Key *keys = c.keys;
     WireKey *wire = nullptr;
     if (h.count > 0) {
         wire = static_cast<WireKey *>(palloc0(h.count * sizeof(WireKey)));
@@ -182,11 +210,22 @@ void write_changes(TransactionId xid, const cache::Key *keys, int count, bool al
             memcpy(wire[i].bytes, keys[i].bytes, sizeof wire[i].bytes);
         }
     }
+    WireAddition *additions = nullptr;
+    if (h.filter_count > 0) {
+        additions = static_cast<WireAddition *>(palloc0(h.filter_count * sizeof(WireAddition)));
+        for (uint32 i = 0; i < h.filter_count; i++) {
+            additions[i].filter = c.additions[i].filter == jwt_cache::Filter::jti ? 0 : 1;
+            memcpy(additions[i].hash, c.additions[i].hash.data(), sizeof additions[i].hash);
+        }
+    }
     XLogBeginInsert();
     XLogRegisterData(reinterpret_cast<char *>(&h), sizeof h);
     if (wire != nullptr) XLogRegisterData(reinterpret_cast<char *>(wire), h.count * sizeof(WireKey));
+    if (additions != nullptr)
+        XLogRegisterData(reinterpret_cast<char *>(additions), h.filter_count * sizeof(WireAddition));
     XLogInsert(rmgr_id, changes);
     if (wire != nullptr) pfree(wire);
+    if (additions != nullptr) pfree(additions);
 }
 
 void write_arming(TransactionId xid, Oid database, bool off) {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include "cache.hpp"
+#include "jwt_cache.hpp"
+#include "token.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -36,9 +38,26 @@ void register_rmgr();
 // and the cache.
 bool writes();
 
-// Before the commit (or PREPARE) of xid, which changed these keys (with all,
-// anything of the sessions: a TRUNCATE; with global, the global JWT cut-off).
-void write_changes(TransactionId xid, const cache::Key *keys, int count, bool all, bool global);
+// What a transaction changed: keys whose cached answers die (with all,
+// anything: a TRUNCATE, or more than listed), the global JWT cut-off, and the
+// hashes it added to this database's is_jwt_revoked filters (with
+// all_filters, more than listed: the standby rebuilds them).
+struct Addition {
+    jwt_cache::Filter filter;
+    token::Hash hash;
+};
+struct Changes {
+    const cache::Key *keys;
+    int key_count;
+    bool all;
+    bool global;
+    const Addition *additions;
+    int addition_count;
+    bool all_filters;
+};
+
+// Before the commit (or PREPARE) of xid.
+void write_changes(TransactionId xid, const Changes &changes);
 // Before the commit of xid, which disarmed sessrev's triggers in database
 // (the standby suspends its cache there) or changed or re-armed them (the
 // standby flushes its cache and resumes database if xid commits).

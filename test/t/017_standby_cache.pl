@@ -1,10 +1,11 @@
 # A hot standby's cache (sessrev.standby_cache on both servers): the standby
-# answers repeated checks from its cache, and refuses a session revoked on the
-# primary, by every path, as soon as the revocation has been replayed; a
-# prepared revocation takes effect at COMMIT PREPARED and not at all after
-# ROLLBACK PREPARED; 0 stale answers among 100,000 standby checks while the
-# primary revokes; a primary restarted without the setting leaves the standby
-# reading its tables; a promoted standby keeps answering right.
+# answers repeated checks from its cache (is_jwt_revoked from its filters),
+# and refuses a session revoked on the primary, by every path, as soon as the
+# revocation has been replayed; a prepared revocation takes effect at COMMIT
+# PREPARED and not at all after ROLLBACK PREPARED; 0 stale answers among
+# 100,000 standby checks of a session and a jti each while the primary
+# revokes; a primary restarted without the setting leaves the standby reading
+# its tables; a promoted standby keeps answering right.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,6 +40,20 @@ my $checker = $standby->background_psql('postgres');
 
 my (undef, $warm) = session('warm-up');
 ok(wait_for_cache($standby, $checker, $warm, 'warm-up'), "the standby's cache serves");
+
+# is_jwt_revoked answers from the standby's shared memory: checks read none of
+# the JWT tables (the transaction's own table statistics).
+sub jwt_tables_read {
+	$standby->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('warm', 'warm', now() - interval '1 second')});
+	return $standby->safe_psql('postgres', q{
+		BEGIN;
+		SELECT count(*) FROM generate_series(1, 100) i
+		 WHERE sessrev.is_jwt_revoked('probe-' || i, 'nobody-' || i, now());
+		SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
+		 WHERE schemaname = 'sessrev' AND relname IN ('jwt_denylist', 'user_token_cutoffs', 'global_token_cutoff');
+		COMMIT;});
+}
+is(jwt_tables_read(), "0\n0", "the standby's JWT checks read no table");
 
 my %revocations = (
 	'revoke_session'       => sub { "SELECT sessrev.revoke_session('$_[0]')" },
@@ -125,9 +140,12 @@ replayed();
 my $check = qq{\\set n random(1, $hot)
 SELECT 1 / (NOT (NOT sessrev.is_revoked(t.token) AND s.revoked))::int
   FROM stress_tokens t JOIN sessrev.sessions s ON s.id = t.session_id WHERE t.n = :n;
+SELECT 1 / (NOT (NOT sessrev.is_jwt_revoked('stress-jti-' || :n, 'stress-user', now() - interval '1 minute')
+                 AND EXISTS (SELECT FROM sessrev.jwt_denylist WHERE jti = 'stress-jti-' || :n)))::int;
 };
 my $revoke = qq{\\set n random(1, $hot)
 SELECT sessrev.revoke_session(session_id) FROM stress_tokens WHERE n = :n;
+SELECT sessrev.revoke_jwt('stress-jti-' || :n, now() + interval '1 hour');
 \\set m random(1, $hot)
 UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id =
   (SELECT session_id FROM stress_tokens WHERE n = :m) AND NOT revoked;
@@ -149,12 +167,15 @@ $revoker->finish;
 my ($processed) = $cout =~ /number of transactions actually processed: (\d+)/;
 my $revoked = on_primary(q{SELECT count(*) FROM stress_tokens t JOIN sessrev.sessions s ON s.id = t.session_id
 	WHERE s.revoked});
+my $denylisted = on_primary(q{SELECT count(*) FROM sessrev.jwt_denylist WHERE jti LIKE 'stress-jti-%'});
 my $hits = cache_hits($standby) - $hits_before;
-diag("standby stress: $processed checks, $hits cache hits; $revoked sessions revoked on the primary");
+diag("standby stress: $processed checks of a session and a jti each, $hits cache hits; "
+	  . "$revoked sessions revoked and $denylisted jtis denylisted on the primary");
 is($processed, 100000, '100,000 standby checks ran');
 unlike($cerr, qr/division by zero/, 'no standby check answered a revoked session as live');
 is($cerr, '', 'the checks ran without errors');
 cmp_ok($revoked, '>', 100, 'the primary revoked hundreds of sessions meanwhile');
+cmp_ok($denylisted, '>', 100, 'and denylisted hundreds of jtis');
 cmp_ok($hits, '>', 50000, 'most standby checks were answered from its cache');
 
 # A primary that restarts without the setting writes no records: the standby
@@ -170,12 +191,15 @@ cmp_ok($hits, '>', 50000, 'most standby checks were answered from its cache');
 	answers($checker, $token, 'u-restart') for 1 .. 5;
 	is(cache_hits($standby), $before, 'after a restart without the setting, the standby reads its tables');
 	on_primary(qq{UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = '$id'});
+	on_primary(q{SELECT sessrev.revoke_jwt('jti-u-restart', now() + interval '1 hour')});
 	replayed();
-	is(answers($checker, $token, 'u-restart'), 'true/0/false', 'and refuses what that primary revoked');
+	is(answers($checker, $token, 'u-restart'), 'true/0/true', 'and refuses what that primary revoked');
 	$primary->append_conf('postgresql.conf', 'sessrev.standby_cache = on');
 	$primary->restart;
 	my ($id2, $token2) = session('u-restart-again');
 	ok(wait_for_cache($standby, $checker, $token2, 'u-restart-again'), 'served again once the primary writes records');
+	is(jwt_tables_read(), "0\n0", 'and the JWT filters too, rebuilt');
+	is(answers($checker, $token, 'u-restart'), 'true/0/true', 'still refusing what was revoked meanwhile');
 }
 
 # Promotion: the standby becomes a primary and keeps answering right.
