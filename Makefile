@@ -5,13 +5,16 @@ MODULE_big = sessrev
 # the newest release is built from the last full one plus the upgrades since, so
 # that a fresh install and an upgrade run the very same SQL.
 DATA       = sql/sessrev--1.0.sql $(wildcard sql/sessrev--*--*.sql)
-DATA_built = sql/sessrev--1.2.sql
+DATA_built = sql/sessrev--1.3.sql
 OBJS       = $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))
 
 PG_CONFIG ?= pg_config
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra
+# libpq: a standby's worker sends touches to its primary (touch_forwarding.hpp).
+PG_CPPFLAGS = -I$(libpq_srcdir)
 SHLIB_LINK += -lcrypto -lstdc++
+SHLIB_LINK_INTERNAL = $(libpq)
 
 # make SANITIZE=1: an AddressSanitizer + UndefinedBehaviorSanitizer build (gcc),
 # stopping at the first finding, for test/run --sanitize. The server is not
@@ -62,7 +65,8 @@ endif
 # PGXS tracks no header dependencies: rebuild everything when a header changes.
 $(OBJS): $(wildcard src/*.hpp) .build-flavor
 
-sql/sessrev--1.2.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql
+sql/sessrev--1.3.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
+                     sql/sessrev--1.2--1.3.sql
 	cat $^ > $@
 
 

@@ -34,6 +34,7 @@ int cleanup_delay = 100;
 int max_sessions_per_user = 0;
 int reuse_interval = 10;
 char *database = nullptr;
+char *primary_conninfo = nullptr;
 
 void define_settings() {
     DefineCustomIntVariable("sessrev.session_ttl",
@@ -117,6 +118,13 @@ void define_settings() {
                                  "while its primary writes them.",
                                  "Every server that replays this WAL must load sessrev.",
                                  &standby_cache, false, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        DefineCustomStringVariable("sessrev.primary_conninfo",
+                                   "On a hot standby, the connection to the primary over which the "
+                                   "worker sends the touches made here; empty: they are skipped.",
+                                   "Its role needs EXECUTE on sessrev.forward_touch; dbname must be "
+                                   "sessrev.database's.",
+                                   &primary_conninfo, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+                                   nullptr);
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

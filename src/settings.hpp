@@ -21,6 +21,7 @@ extern int cleanup_delay;  // milliseconds between the worker's cleanup batches
 extern int max_sessions_per_user;
 extern int reuse_interval;
 extern char *database;  // the worker's database; defined only when preloaded
+extern char *primary_conninfo;  // touch_forwarding.hpp; likewise
 
 // Defines every sessrev.* GUC; cache_size only means something when preloading.
 void define_settings();

@@ -1,5 +1,7 @@
 #include "touch_queue.hpp"
 
+#include "touch_forwarding.hpp"
+
 #include "worker.hpp"
 
 extern "C" {
@@ -55,7 +57,10 @@ void startup_shmem() {
 }
 
 bool push(const Touch &touch) {
-    if (shared == nullptr || RecoveryInProgress() || !worker::serves(MyDatabaseId)) return false;
+    // A standby's worker forwards them to the primary, if it is told how.
+    if (shared == nullptr || (RecoveryInProgress() && !touch_forwarding::enabled()) ||
+        !worker::serves(MyDatabaseId))
+        return false;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     const bool room = shared->count < capacity;
     if (room) {

@@ -4,6 +4,7 @@
 #include "cleanup.hpp"
 #include "settings.hpp"
 #include "standby_records.hpp"
+#include "touch_forwarding.hpp"
 #include "touch_queue.hpp"
 #include "touch_writer.hpp"
 
@@ -120,11 +121,24 @@ void in_transaction(const char *activity, Body body) {
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+// On a standby: sends the queued touches to the primary, as many batches as
+// write_touches writes; a batch the primary did not take is dropped.
+void forward_touches() {
+    touch_queue::Touch touches[1024];
+    for (int batches = 0; batches < 64; batches++) {
+        const std::size_t n = touch_queue::take(touches, sizeof touches / sizeof touches[0]);
+        if (n == 0 || !touch_forwarding::send(touches, n)) return;
+    }
+}
+
 // Writes the queued touches (touch_queue.hpp), a batch per transaction; at
 // most 64 batches at a time, so that a queue refilled as fast as it drains
 // cannot starve the cleanup.
 void write_touches() {
-    if (RecoveryInProgress()) return;
+    if (RecoveryInProgress()) {
+        forward_touches();
+        return;
+    }
     std::size_t taken = 1;
     for (int batches = 0; taken > 0 && batches < 64; batches++)
         in_transaction("sessrev: writing touches", [&] { taken = touch_writer::write_batch(); });
