@@ -174,6 +174,9 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_session(text)', string
 -- validate_session's internal helpers, called directly.
 INSERT INTO sectap_app.exercised SELECT 'sessrev.touch_session(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
   FROM sessrev.touch_session(:'h1_id', :'h_now', :'h_now') r;
+-- A standby's forwarded touch (1.3).
+INSERT INTO sectap_app.exercised SELECT 'sessrev.forward_touch(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
+  FROM sessrev.forward_touch(:'h1_id', :'h_now', :'h_now') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_retired_token(bytea)', string_agg(r::text, ';')
   FROM sessrev.validate_retired_token(:'h1_hash') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_my_other_sessions()', string_agg(r::text, ';')
