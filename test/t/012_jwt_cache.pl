@@ -10,6 +10,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks;
 
 my $node = PostgreSQL::Test::Cluster->new('jwt');
 $node->init;
@@ -144,39 +147,26 @@ is($node->safe_psql('other', q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', n
 is(sql(q{SELECT sessrev.is_jwt_revoked('survives-restart', 'someone', now() - interval '1 minute')}), 't',
 	"and the first database's");
 
-# Which databases are answered from shared memory: 100 checks of tokens that
-# are not revoked read none of the JWT tables there (the transaction's own
-# table statistics), once a first check has built the filters.
-sub tables_read_by_checks {
-	my ($db) = @_;
-	$node->safe_psql($db, q{SELECT sessrev.is_jwt_revoked('warm', 'warm', now() - interval '1 second')});
-	return $node->safe_psql($db, q{
-		BEGIN;
-		SELECT count(*) FROM generate_series(1, 100) i
-		 WHERE sessrev.is_jwt_revoked('probe-' || i, 'nobody-' || i, now());
-		SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
-		 WHERE schemaname = 'sessrev' AND relname IN ('jwt_denylist', 'user_token_cutoffs', 'global_token_cutoff');
-		COMMIT;});
-}
-is(tables_read_by_checks('postgres'), "0\n0", 'the first database is answered from shared memory');
-is(tables_read_by_checks('other'), "0\n0", 'so is the second: it has filters of its own');
+# Which databases are answered from shared memory.
+is(jwt_tables_read($node, 'postgres'), "0\n0", 'the first database is answered from shared memory');
+is(jwt_tables_read($node, 'other'), "0\n0", 'so is the second: it has filters of its own');
 sql('CREATE DATABASE third');
 $node->safe_psql('third', q{
 	CREATE EXTENSION sessrev;
 	SELECT sessrev.revoke_jwt('third-jti', now() + interval '1 hour');
 });
-my ($count, $reads) = split /\n/, tables_read_by_checks('third');
+my ($count, $reads) = split /\n/, jwt_tables_read($node, 'third');
 is($count, '0', 'a third database, with both slots taken, answers right');
 cmp_ok($reads, '>=', 100, 'from its tables');
 is($node->safe_psql('third', q{SELECT sessrev.is_jwt_revoked('third-jti', 'u', now() - interval '1 second')}), 't',
 	'and sees its own denylist');
 sql('DROP DATABASE other');
-is(tables_read_by_checks('third'), "0\n0", "once the second database is dropped, the third takes over its slot");
+is(jwt_tables_read($node, 'third'), "0\n0", "once the second database is dropped, the third takes over its slot");
 is($node->safe_psql('third', q{SELECT sessrev.is_jwt_revoked('third-jti', 'u', now() - interval '1 second')}), 't',
 	'with filters built from its own tables');
 is(sql(q{SELECT sessrev.is_jwt_revoked('other-jti', 'u', now() - interval '1 second')}), 'f',
 	'the first database is not affected');
-is(tables_read_by_checks('postgres'), "0\n0", 'and still answered from shared memory');
+is(jwt_tables_read($node, 'postgres'), "0\n0", 'and still answered from shared memory');
 
 $node->stop;
 done_testing();

@@ -3,7 +3,7 @@ package Sessrev::Checks;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT = qw(answers cache_hits wait_for_cache);
+our @EXPORT = qw(answers cache_hits wait_for_cache jwt_tables_read);
 
 my $iat = q{now() - interval '10 minutes'};
 
@@ -35,6 +35,22 @@ sub wait_for_cache {
 		select(undef, undef, undef, 0.05);
 	}
 	return 0;
+}
+
+# Whether db on node answers is_jwt_revoked from shared memory: 100 checks of
+# tokens that are not revoked, after a first one has built the filters, as
+# "<how many answered revoked>\n<reads of the JWT tables>" (the transaction's
+# own table statistics); "0\n0" when served from shared memory.
+sub jwt_tables_read {
+	my ($node, $db) = @_;
+	$node->safe_psql($db, q{SELECT sessrev.is_jwt_revoked('warm', 'warm', now() - interval '1 second')});
+	return $node->safe_psql($db, q{
+		BEGIN;
+		SELECT count(*) FROM generate_series(1, 100) i
+		 WHERE sessrev.is_jwt_revoked('probe-' || i, 'nobody-' || i, now());
+		SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
+		 WHERE schemaname = 'sessrev' AND relname IN ('jwt_denylist', 'user_token_cutoffs', 'global_token_cutoff');
+		COMMIT;});
 }
 
 1;
