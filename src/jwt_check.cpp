@@ -30,9 +30,9 @@ namespace jwt_cache = sessrev::jwt_cache;
 constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
 
 // The filters and cached cut-offs serve this call unless the cache is off, this
-// is a standby without sessrev.standby_cache (replay fires no triggers), this transaction changed sessrev's
-// tables itself, sessrev's triggers are not all armed, or the filters describe
-// another database.
+// is a standby without sessrev.standby_cache (replay fires no triggers), this
+// transaction changed sessrev's tables itself, sessrev's triggers are not all
+// armed, or the filters describe another database.
 bool cache_usable() {
     return jwt_cache::enabled() && (sessrev::settings::standby_cache || !RecoveryInProgress()) &&
            !sessrev::invalidation::pending_in_transaction() &&
