@@ -68,6 +68,14 @@ void count(pg_atomic_uint32 *counter, bool on, int delta) {
         pg_atomic_fetch_sub_u32(counter, 1);
 }
 
+// A reason that covers everything (every bucket, the global JWT cut-offs):
+// the start's, or one for good.
+void count_everything(int delta) {
+    count(&shared->all, true, delta);
+    count(&shared->global, true, delta);
+    count(&shared->reasons, true, delta);
+}
+
 // Under the exclusive lock: the transaction of e has ended. Its buckets' epochs
 // move first, so that nothing filled before outlives the doubt.
 void release(Entry &e) {
@@ -115,9 +123,7 @@ void release_ended(bool in_transaction) {
         jwt_cache::invalidate_all_globals();
         pg_memory_barrier();
         shared->restarted = false;
-        pg_atomic_fetch_sub_u32(&shared->all, 1);
-        pg_atomic_fetch_sub_u32(&shared->global, 1);
-        pg_atomic_fetch_sub_u32(&shared->reasons, 1);
+        count_everything(-1);
     }
 }
 
@@ -140,9 +146,7 @@ void rearm() {
     if (shared->restarted) return;
     shared->restarted = true;
     shared->horizon = InvalidTransactionId;
-    pg_atomic_fetch_add_u32(&shared->all, 1);
-    pg_atomic_fetch_add_u32(&shared->global, 1);
-    pg_atomic_fetch_add_u32(&shared->reasons, 1);
+    count_everything(1);
 }
 
 // Under the exclusive lock: a free entry, after releasing what has ended if
@@ -260,9 +264,7 @@ void stop_serving() {
     jwt_cache::forget_build_of(InvalidOid);
     if (!shared->stopped) {
         shared->stopped = true;
-        pg_atomic_fetch_add_u32(&shared->all, 1);
-        pg_atomic_fetch_add_u32(&shared->global, 1);
-        pg_atomic_fetch_add_u32(&shared->reasons, 1);
+        count_everything(1);
     }
     LWLockRelease(lock);
 }
