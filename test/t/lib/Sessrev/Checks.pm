@@ -3,7 +3,7 @@ package Sessrev::Checks;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT = qw(answers cache_hits wait_for_cache jwt_tables_read);
+our @EXPORT = qw(answers cache_hits wait_for_cache jwt_tables_read revocation_sql refused_answer);
 
 my $iat = q{now() - interval '10 minutes'};
 
@@ -51,6 +51,37 @@ sub jwt_tables_read {
 		SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
 		 WHERE schemaname = 'sessrev' AND relname IN ('jwt_denylist', 'user_token_cutoffs', 'global_token_cutoff');
 		COMMIT;});
+}
+
+# Every way to revoke a session, as SQL given its id, token and user (whose
+# jti is "jti-<user>"), and the line answers() gives once it has taken effect.
+my %revocation = (
+	'revoke_session'       => sub { "SELECT sessrev.revoke_session('$_[0]')" },
+	'revoke_token'         => sub { "SELECT sessrev.revoke_token('$_[1]')" },
+	'revoke_user_sessions' => sub { "SELECT sessrev.revoke_user_sessions('$_[2]')" },
+	'revoke_all_sessions'  => sub { 'SELECT sessrev.revoke_all_sessions()' },
+	'UPDATE revoked'       => sub { "UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = '$_[0]'" },
+	'UPDATE expires_at'    => sub { "UPDATE sessrev.sessions SET expires_at = '2000-01-02', created_at = '2000-01-01' WHERE id = '$_[0]'" },
+	'DELETE'               => sub { "DELETE FROM sessrev.sessions WHERE id = '$_[0]'" },
+	'TRUNCATE'             => sub { 'TRUNCATE sessrev.sessions' },
+	'revoke_jwt'           => sub { "SELECT sessrev.revoke_jwt('jti-$_[2]', now() + interval '1 hour')" },
+	'revoke_user_tokens_before' => sub { "SELECT sessrev.revoke_user_tokens_before('$_[2]')" },);
+# The user's (or everyone's) JWTs go too; the JWT paths leave the session live.
+my %refused = (
+	revoke_user_sessions      => 'true/0/true',
+	revoke_all_sessions       => 'true/0/true',
+	revoke_jwt                => 'false/1/true',
+	revoke_user_tokens_before => 'false/1/true',);
+
+sub revocation_sql {
+	my ($how, $id, $token, $user) = @_;
+	die "no revocation path $how" unless $revocation{$how};
+	return $revocation{$how}->($id, $token, $user);
+}
+
+sub refused_answer {
+	my ($how) = @_;
+	return $refused{$how} // 'true/0/false';
 }
 
 1;
