@@ -6,7 +6,11 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "utils/acl.h"
 #include "utils/snapshot.h"
+#if PG_VERSION_NUM >= 160000
+#include "catalog/pg_proc.h"
+#endif
 // 16 moved the varlena macros (VARSIZE_ANY_EXHDR, VARDATA_ANY, SET_VARSIZE).
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"
@@ -22,6 +26,15 @@ inline IndexScanDesc index_beginscan(Relation heap, Relation index, Snapshot sna
     return ::index_beginscan(heap, index, snapshot, nullptr, nkeys, norderbys);
 #else
     return ::index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+// 16 replaced pg_proc_aclcheck by object_aclcheck.
+inline bool may_execute(Oid function, Oid role) {
+#if PG_VERSION_NUM >= 160000
+    return object_aclcheck(ProcedureRelationId, function, role, ACL_EXECUTE) == ACLCHECK_OK;
+#else
+    return pg_proc_aclcheck(function, role, ACL_EXECUTE) == ACLCHECK_OK;
 #endif
 }
 

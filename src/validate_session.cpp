@@ -1,6 +1,7 @@
-// SQL-callable validate_session(token text) and warm_session_cache(token
-// text). validate_session: who a live session's token
-// belongs to. Preloaded, a hit in the session cache (session_cache.hpp)
+// SQL-callable validate_session_record(token text), the body of the SQL
+// function validate_session (1.4), the set-returning validate_session(token
+// text) of SQL 1.2 and 1.3, and warm_session_cache(token text). Validation:
+// who a live session's token belongs to. Preloaded, a hit in the session cache (session_cache.hpp)
 // answers without reading the table; otherwise one indexed read of the latest
 // committed row. A due touch is queued for the worker (touch_queue.hpp) or,
 // where no worker serves this database, made in the caller's transaction
@@ -29,7 +30,9 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
 
@@ -166,9 +169,20 @@ TupleDesc result_desc() {
     TupleDescInitEntry(d, 4, "last_active_at", TIMESTAMPTZOID, -1, 0);
     TupleDescInitEntry(d, 5, "metadata", JSONBOID, -1, 0);
     d->tdrefcount = 1;  // never released: lives as long as the backend
+    // Registered as a record type, so that a composite Datum can name it.
+    BlessTupleDesc(d);
     MemoryContextSwitchTo(caller);
     desc = d;
     return desc;
+}
+
+HeapTuple row_of(const Profile &p, Datum user_id, Datum metadata) {
+    pg_uuid_t *id = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+    memcpy(id, &p.session_id, sizeof *id);
+    Datum values[5] = {UUIDPGetDatum(id), user_id, TimestampTzGetDatum(p.expires_at),
+                       TimestampTzGetDatum(p.last_active_at), metadata};
+    bool nulls[5] = {false, false, false, false, false};
+    return heap_form_tuple(result_desc(), values, nulls);
 }
 
 ReturnSetInfo *materialized(FunctionCallInfo fcinfo) {
@@ -192,12 +206,7 @@ Datum one_row(FunctionCallInfo fcinfo, const Profile &p, Datum user_id, Datum me
     rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
     rsinfo->setDesc = result_desc();
     MemoryContextSwitchTo(caller);
-    pg_uuid_t *id = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
-    memcpy(id, &p.session_id, sizeof *id);
-    Datum values[5] = {UUIDPGetDatum(id), user_id, TimestampTzGetDatum(p.expires_at),
-                       TimestampTzGetDatum(p.last_active_at), metadata};
-    bool nulls[5] = {false, false, false, false, false};
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    tuplestore_puttuple(rsinfo->setResult, row_of(p, user_id, metadata));
     return (Datum) 0;
 }
 
@@ -252,11 +261,44 @@ void on_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionI
 
 }  // namespace
 
+namespace {
+
+// validate_session_record is executable by PUBLIC and answers only a role that
+// may execute validate_session(text), so that this stays the one privilege to
+// grant (and to dump), and a plan inlined for one role but run by another is
+// checked for the role that runs it. The answer is kept for the current role
+// until a function's privileges or a role's memberships change.
+struct Permission {
+    Oid role = InvalidOid;  // InvalidOid: not known
+    bool allowed = false;
+};
+Permission permission;
+
+void forget_permission(Datum, int, uint32) { permission.role = InvalidOid; }
+
+void require_permission_to_validate() {
+    const Oid role = GetUserId();
+    if (permission.role != role) {
+        const Oid types[1] = {TEXTOID};
+        List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("validate_session")));
+        const bool allowed = sessrev::compat::may_execute(LookupFuncName(qualified, 1, types, false), role);
+        permission.allowed = allowed;
+        permission.role = role;
+    }
+    if (!permission.allowed)
+        throw sessrev::SqlError(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for function validate_session");
+}
+
+}  // namespace
+
 namespace sessrev::validation {
 
 void register_callbacks() {
     RegisterXactCallback(on_transaction_end, nullptr);
     RegisterSubXactCallback(on_subtransaction_end, nullptr);
+    CacheRegisterSyscacheCallback(PROCOID, forget_permission, 0);
+    CacheRegisterSyscacheCallback(AUTHOID, forget_permission, 0);
+    CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, forget_permission, 0);
 }
 
 }  // namespace sessrev::validation
@@ -287,15 +329,25 @@ SESSREV_FUNCTION(warm_session_cache) {
     PG_RETURN_VOID();
 }
 
-// validate_session(token text) RETURNS TABLE(session_id uuid, user_id text,
-//     expires_at timestamptz, last_active_at timestamptz, metadata jsonb)
-SESSREV_FUNCTION(validate_session) {
+namespace {
+
+// What a validation found: the live session, with its user id and metadata.
+struct Validated {
+    Profile profile;
+    Datum user_id;
+    Datum metadata;
+};
+
+// validate_session's work, whatever shape its answer takes: true, with
+// *found, when the token stands for a live session, which then becomes the
+// transaction's current one.
+bool validate(FunctionCallInfo fcinfo, Validated *found) {
     // Until this validation succeeds, the transaction has no current session.
     sessrev::current_session::forget();
-    if (PG_ARGISNULL(0)) return no_row(fcinfo);
+    if (PG_ARGISNULL(0)) return false;
     const text *token = PG_GETARG_TEXT_PP(0);
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
-    if (length == 0) return no_row(fcinfo);
+    if (length == 0) return false;
 
     // The token's cache set is fetched from memory while its SHA-256 is computed.
     cache::Key key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
@@ -308,9 +360,9 @@ SESSREV_FUNCTION(validate_session) {
     const sessrev::token::Hash hash = sessrev::token::sha256({VARDATA_ANY(token), length});
     memcpy(key.bytes, hash.data(), hash.size());
 
-    Profile profile;
-    Datum user_id = 0;
-    Datum metadata = 0;
+    Profile &profile = found->profile;
+    Datum &user_id = found->user_id;
+    Datum &metadata = found->metadata;
     cache::FillTicket ticket{};
     bool from_cache = usable && session_cache::lookup(key, place, &profile, &ticket) &&
                       lookup::times_are_live({profile.expires_at, profile.last_active_at});
@@ -341,7 +393,7 @@ SESSREV_FUNCTION(validate_session) {
             if (!session_of_retired_token(&hash_bytea, &session_id) ||
                 !read_live_session(lookup::Key::session_id, UUIDPGetDatum(&session_id), &profile,
                                    &user_id, &metadata))
-                return no_row(fcinfo);
+                return false;
         }
     }
 
@@ -349,7 +401,7 @@ SESSREV_FUNCTION(validate_session) {
     if (profile.last_active_at <= threshold) {
         switch (touch(profile.session_id, threshold)) {
             case Touched::gone:
-                return no_row(fcinfo);
+                return false;
             case Touched::queued:
                 // The queued touch will write now(): cache what it will say.
                 profile.last_active_at = GetCurrentTransactionStartTimestamp();
@@ -370,5 +422,28 @@ SESSREV_FUNCTION(validate_session) {
 
     const text *user = DatumGetTextPP(user_id);
     sessrev::current_session::remember(profile.session_id, VARDATA_ANY(user), VARSIZE_ANY_EXHDR(user));
-    return one_row(fcinfo, profile, user_id, metadata);
+    return true;
+}
+
+}  // namespace
+
+// validate_session_record(token text, OUT session_id uuid, OUT user_id text,
+//     OUT expires_at timestamptz, OUT last_active_at timestamptz,
+//     OUT metadata jsonb) RETURNS record: the live session, or NULL. The SQL
+// function validate_session (1.4) is a query over it that PostgreSQL inlines
+// into the caller's, so a request pays for no function scan and no tuplestore.
+SESSREV_FUNCTION(validate_session_record) {
+    require_permission_to_validate();
+    Validated found;
+    if (!validate(fcinfo, &found)) PG_RETURN_NULL();
+    return HeapTupleGetDatum(row_of(found.profile, found.user_id, found.metadata));
+}
+
+// validate_session(token text) RETURNS TABLE(...), as a set-returning C
+// function: what validate_session is in SQL 1.2 and 1.3, kept for databases
+// not yet updated to 1.4.
+SESSREV_FUNCTION(validate_session) {
+    Validated found;
+    if (!validate(fcinfo, &found)) return no_row(fcinfo);
+    return one_row(fcinfo, found.profile, found.user_id, found.metadata);
 }

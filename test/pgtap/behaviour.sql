@@ -1,6 +1,6 @@
 -- Properties of the session API over many inputs.
 BEGIN;
-SELECT plan(14);
+SELECT plan(22);
 
 SELECT is((SELECT count(*)::int FROM generate_series(1, 500) i
             WHERE sessrev.hash_token(md5(i::text) || repeat('é', i % 7))
@@ -36,6 +36,38 @@ SELECT is((SELECT count(*)::int FROM sessrev.session_audit_log a JOIN s ON a.ses
           66, 'every revocation wrote one audit row with reason and actor');
 SELECT is((SELECT sum(sessrev.revoke_user_sessions('prop-user-' || u))::int FROM generate_series(0, 9) u),
           134, 'revoke_user_sessions revokes the remaining 134');
+
+-- validate_session is inlined into the caller's query (1.4): no function
+-- scan, and its C++ body validate_session_record runs once per validation
+-- whatever the caller selects; the forms the planner cannot inline still work.
+CREATE FUNCTION pg_temp.calls(f regprocedure) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT coalesce(pg_stat_get_xact_function_calls(f), 0) $$;
+SET LOCAL track_functions = 'all';
+CREATE TEMP TABLE inlined AS SELECT token, session_id FROM sessrev.create_session('inline-user', metadata => '{"k": [1, 2]}');
+CREATE FUNCTION pg_temp.plan_of(query text) RETURNS SETOF text LANGUAGE plpgsql
+    AS $$ BEGIN RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || query; END $$;
+SELECT is((SELECT count(*)::int FROM pg_temp.plan_of('SELECT user_id FROM sessrev.validate_session(''t'')') l
+            WHERE l LIKE '%Function Scan%'), 0,
+          'SELECT user_id FROM validate_session(token) is planned without a function scan (inlined)');
+SELECT is((SELECT count(*)::int FROM inlined, LATERAL sessrev.validate_session(inlined.token) v
+            WHERE v.session_id = inlined.session_id AND v.user_id = 'inline-user'
+              AND v.metadata = '{"k": [1, 2]}' AND v.expires_at > now() AND v.last_active_at <= now()), 1,
+          'the inlined validate_session returns every column of the session');
+SELECT is(ARRAY[pg_temp.calls('sessrev.validate_session(text)'),
+                pg_temp.calls('sessrev.validate_session_record(text)')],
+          ARRAY[0, 1]::bigint[], 'it called validate_session_record once and validate_session itself never');
+SELECT is((SELECT count(*)::int FROM sessrev.validate_session((SELECT token FROM inlined)) v
+            WHERE v.session_id IS NOT NULL AND v.user_id IS NOT NULL AND v.metadata IS NOT NULL), 1,
+          'SELECT * with a filter on every column');
+SELECT is(pg_temp.calls('sessrev.validate_session_record(text)'), 2::bigint,
+          'still one call per validation, whatever the query reads of the row');
+SELECT is((SELECT count(*)::int FROM sessrev.validate_session('no such token')), 0,
+          'an unknown token: no row');
+SELECT is((SELECT (sessrev.validate_session(token)).user_id FROM inlined), 'inline-user',
+          'called in a select list (not inlined), it answers the same');
+SELECT is((SELECT string_agg(v.user_id || ' ' || v.n, ',')
+             FROM inlined, LATERAL sessrev.validate_session(inlined.token) WITH ORDINALITY AS v(a, user_id, b, c, d, n)),
+          'inline-user 1', 'and WITH ORDINALITY (not inlined) too');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -102,7 +102,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
                 'sessions_changed()',
                 'user_table_changed()',
-                'validate_session(token text)',
+                'validate_session_record(token text, OUT session_id uuid, OUT user_id text, OUT expires_at timestamp with time zone, OUT last_active_at timestamp with time zone, OUT metadata jsonb)',
                 'wake_cleanup_worker()',
                 'warm_session_cache(token text)',
                 'worker_status()'],

@@ -116,12 +116,13 @@ SELECT is(ARRAY(SELECT DISTINCT what FROM sectap_evil.called WHERE what NOT LIKE
 DELETE FROM sectap_evil.called;
 
 -- Mallory may call every SECURITY DEFINER function of sessrev, found in
--- pg_proc, and validate_session, which is C++ and calls two of them
--- (touch_session, validate_retired_token) itself.
+-- pg_proc, and validate_session with its C++ body validate_session_record,
+-- which calls two of them (touch_session, validate_retired_token) itself.
 CREATE TEMP VIEW sectap_definer_surface AS
 SELECT p.oid::regprocedure AS fn FROM pg_proc p
  WHERE p.pronamespace = 'sessrev'::regnamespace
-   AND (p.prosecdef OR p.oid = 'sessrev.validate_session(text)'::regprocedure);
+   AND (p.prosecdef OR p.oid IN ('sessrev.validate_session(text)'::regprocedure,
+                                 'sessrev.validate_session_record(text)'::regprocedure));
 GRANT USAGE ON SCHEMA sessrev TO sectap_mallory;
 DO $$
 DECLARE
@@ -171,7 +172,9 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.rotate_token(text)', string_agg
 -- The rotated-out token, within sessrev.reuse_interval: the retired-token branch.
 INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_session(text)', string_agg(r::text, ';')
   FROM sessrev.validate_session(:'h1_tok') r;
--- validate_session's internal helpers, called directly.
+-- validate_session's body and internal helpers, called directly.
+INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_session_record(text)', string_agg(r::text, ';')
+  FROM sessrev.validate_session_record(:'h1_tok') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.touch_session(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
   FROM sessrev.touch_session(:'h1_id', :'h_now', :'h_now') r;
 -- A standby's forwarded touch (1.3).

@@ -159,6 +159,13 @@ sessrev.cache_size = 10000
 
 	$node->safe_psql('postgres', 'CREATE DATABASE b');
 	$node->safe_psql('b', 'CREATE EXTENSION sessrev');
+	# An application role granted validate_session by hand, here and in every
+	# database below before its update: a grant the update must keep as the
+	# DBA's (pg_dump dumps it), not take for the extension's.
+	$node->safe_psql('postgres', 'CREATE ROLE hand_granted NOLOGIN');
+	$node->safe_psql('b', q{
+		GRANT USAGE ON SCHEMA sessrev TO hand_granted;
+		GRANT EXECUTE ON FUNCTION sessrev.validate_session(text) TO hand_granted});
 	is($node->safe_psql('b', q{SELECT extversion FROM pg_extension WHERE extname = 'sessrev'}),
 		$default_version, "$mode: a fresh install is at default_version $default_version");
 	my %fresh = map { $_ => $node->safe_psql('b', $catalog{$_}) } keys %catalog;
@@ -172,6 +179,9 @@ sessrev.cache_size = 10000
 		my $what = "$mode, from $old";
 		$node->safe_psql('postgres', "CREATE DATABASE $db");
 		$node->safe_psql($db, "CREATE EXTENSION sessrev VERSION '$old'");
+		$node->safe_psql($db, q{
+			GRANT USAGE ON SCHEMA sessrev TO hand_granted;
+			GRANT EXECUTE ON FUNCTION sessrev.validate_session(text) TO hand_granted});
 		$node->safe_psql($db, $populate);
 		my $digest = digest_query($node, $db);
 		my $rows_before = $node->safe_psql($db, $digest);
@@ -202,6 +212,14 @@ sessrev.cache_size = 10000
 		# The same data and answers.
 		is($node->safe_psql($db, $digest), $rows_before, "$what: every row survived the update");
 		is($node->safe_psql($db, $answers), $answers_before, "$what: revoked sessions stay revoked, live ones live");
+		my $third = $node->safe_psql($db, 'SELECT token FROM public.tokens WHERE i = 3');
+		is($node->safe_psql($db, qq{
+			SET ROLE hand_granted;
+			SELECT string_agg(v.user_id, ',') FROM sessrev.validate_session('$third') v}), 'user-3',
+			"$what: a role granted validate_session before the update still validates");
+		like(scalar(`pg_dump --schema-only -d '@{[ $node->connstr($db) ]}'`),
+			qr/^GRANT ALL ON FUNCTION sessrev\.validate_session\(token text\) TO hand_granted;$/m,
+			"$what: pg_dump keeps that grant");
 		is($node->safe_psql($db, q{SELECT sessrev.is_jwt_revoked('jti-denied', 'user-1', now())}), 't',
 			"$what: the denylisted JWT is still revoked");
 		is($node->safe_psql($db, q{SELECT sessrev.is_jwt_revoked('jti-other', 'user-3', now() + interval '1 second')}), 'f',
