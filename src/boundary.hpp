@@ -111,7 +111,7 @@ template <typename Body>
 void guarded_entry(const char *function_name, Body &&body) {
     ErrorData *pg_error = nullptr;
     int sqlstate = ERRCODE_INTERNAL_ERROR;
-    char message[512] = {0};
+    char message[512];  // written only on a failure: no clearing per call
     try {
         body();
         return;

@@ -15,7 +15,7 @@ extern "C" {
 namespace sessrev::session_cache {
 namespace {
 
-// A set is 512 bytes, fetched whole while the token is hashed, of four
+// A set is 512 bytes, prefetched while the token is hashed, of four
 // 128-byte slots. An entry takes one slot when its user id and metadata fit in
 // the slot after its header, else two adjacent ones: small sessions get four
 // ways, and two entries that share a set no longer push each other out.
@@ -235,41 +235,60 @@ void prefetch(uint64 place) {
     for (std::size_t line = 0; line < sizeof(Set); line += 64) __builtin_prefetch(set + line);
 }
 
+namespace {
+
+// Copies the entry for id out of a set that a writer may be changing: headers
+// one by one along the chain of spans, then only the found entry's payload,
+// every length bounded so that a torn header never reads past the set. The
+// copy counts only if the partition's sequence shows no write meanwhile.
+bool copy_entry(const Set &set, const cache::Identity &id, Header *header, char *payload) {
+    for (int s = 0; s < slots;) {
+        memcpy(static_cast<void *>(header), set.bytes + s * slot_bytes, sizeof *header);
+        const int span = span_of(*header);
+        if (!is_free(*header) && matches(*header, id)) {
+            const std::size_t length = static_cast<std::size_t>(header->user_id_length) + header->metadata_length;
+            if (s + span > slots || length > payload_bytes) return false;
+            memcpy(payload, set.bytes + s * slot_bytes + sizeof(Header), length);
+            return true;
+        }
+        s += span;
+    }
+    return false;
+}
+
+}  // namespace
+
 bool lookup(const cache::Key &key, uint64 place, Profile *profile, cache::FillTicket *seen) {
     const cache::Identity id = cache::identity_of(key);
     if (in_doubt::blocks(id.bucket)) return false;
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
-    // Optimistic copy of the whole (prefetched) set under the partition's
-    // sequence, as cache::lookup does; it is read only once the copy is known
-    // to be whole.
-    Set copy;
+    // Optimistic read under the partition's sequence, as cache::lookup does;
+    // what was read is used only once it is known to be whole.
+    Header header;
+    bool found = false;
     bool consistent = false;
     for (int attempt = 0; attempt < 2 && !consistent; attempt++) {
         const uint32 before = pg_atomic_read_u32(&p.seq);
         if (before % 2 == 1) continue;
         pg_read_barrier();
-        memcpy(copy.bytes, const_cast<const unsigned char *>(sets[set_index].bytes), sizeof copy.bytes);
+        found = copy_entry(sets[set_index], id, &header, profile->payload);
         pg_read_barrier();
         consistent = pg_atomic_read_u32(&p.seq) == before;
     }
     if (!consistent) {
         LWLockAcquire(lock_of(part), LW_SHARED);
-        memcpy(copy.bytes, sets[set_index].bytes, sizeof copy.bytes);
+        found = copy_entry(sets[set_index], id, &header, profile->payload);
         LWLockRelease(lock_of(part));
     }
-    const int slot = find(copy, id);
-    if (slot < 0) return false;
-    const Entry &found = *entry_at(copy, slot);
-    if (found.header.epoch != cache::current_epoch(id.bucket)) return false;
-    seen->epoch = found.header.epoch;
-    profile->session_id = found.header.session_id;
-    profile->expires_at = found.header.expires_at;
-    profile->last_active_at = found.header.last_active_at;
-    profile->user_id_length = found.header.user_id_length;
-    profile->metadata_length = found.header.metadata_length;
-    memcpy(profile->payload, found.payload, found.header.user_id_length + found.header.metadata_length);
+    if (!found || header.epoch != cache::current_epoch(id.bucket)) return false;
+    seen->epoch = header.epoch;
+    profile->session_id = header.session_id;
+    profile->expires_at = header.expires_at;
+    profile->last_active_at = header.last_active_at;
+    profile->user_id_length = header.user_id_length;
+    profile->metadata_length = header.metadata_length;
     pg_atomic_fetch_add_u64(&p.hits, 1);
     return true;
 }

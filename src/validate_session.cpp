@@ -177,9 +177,8 @@ TupleDesc result_desc() {
 }
 
 HeapTuple row_of(const Profile &p, Datum user_id, Datum metadata) {
-    pg_uuid_t *id = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
-    memcpy(id, &p.session_id, sizeof *id);
-    Datum values[5] = {UUIDPGetDatum(id), user_id, TimestampTzGetDatum(p.expires_at),
+    pg_uuid_t id = p.session_id;
+    Datum values[5] = {UUIDPGetDatum(&id), user_id, TimestampTzGetDatum(p.expires_at),
                        TimestampTzGetDatum(p.last_active_at), metadata};
     bool nulls[5] = {false, false, false, false, false};
     return heap_form_tuple(result_desc(), values, nulls);
@@ -331,11 +330,14 @@ SESSREV_FUNCTION(warm_session_cache) {
 
 namespace {
 
-// What a validation found: the live session, with its user id and metadata.
+// What a validation found: the live session, with its user id and metadata
+// (from the cache: in the buffers here, which the result tuple copies).
 struct Validated {
     Profile profile;
     Datum user_id;
     Datum metadata;
+    alignas(int32) char user_id_text[VARHDRSZ + session_cache::payload_bytes];
+    alignas(int32) char metadata_jsonb[session_cache::payload_bytes];
 };
 
 // validate_session's work, whatever shape its answer takes: true, with
@@ -368,10 +370,11 @@ bool validate(FunctionCallInfo fcinfo, Validated *found) {
                       lookup::times_are_live({profile.expires_at, profile.last_active_at});
     bool cacheable = false;
     if (from_cache) {
-        user_id = PointerGetDatum(cstring_to_text_with_len(profile.payload, profile.user_id_length));
-        void *stored = palloc(profile.metadata_length);
-        memcpy(stored, profile.payload + profile.user_id_length, profile.metadata_length);
-        metadata = PointerGetDatum(stored);
+        SET_VARSIZE(found->user_id_text, VARHDRSZ + profile.user_id_length);
+        memcpy(VARDATA(found->user_id_text), profile.payload, profile.user_id_length);
+        user_id = PointerGetDatum(found->user_id_text);
+        memcpy(found->metadata_jsonb, profile.payload + profile.user_id_length, profile.metadata_length);
+        metadata = PointerGetDatum(found->metadata_jsonb);
     } else {
         if (usable) {
             session_cache::count_miss(place);
