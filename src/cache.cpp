@@ -160,6 +160,8 @@ Identity identity_of(const Key &key) {
 
 uint32 current_epoch(uint32 bucket) { return pg_atomic_read_u32(&shared->epoch[bucket]); }
 
+void prefetch_epoch(uint32 bucket) { __builtin_prefetch(&shared->epoch[bucket]); }
+
 namespace {
 
 // Multiply-shift instead of a division: place is uniform, so its high bits are.

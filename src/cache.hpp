@@ -59,6 +59,8 @@ Identity identity_of(const Key &key);
 // The bucket of a stored fingerprint.
 uint32 bucket_of(const uint64 fingerprint[2]);
 uint32 current_epoch(uint32 bucket);
+// Starts fetching a bucket's epoch, to be read after the entry it guards.
+void prefetch_epoch(uint32 bucket);
 
 // The key's epoch, read before a miss's lookup; the fill carries it.
 struct FillTicket {

@@ -231,8 +231,11 @@ bool fits(std::size_t user_id_length, std::size_t metadata_length) {
 }
 
 void prefetch(uint64 place) {
-    const char *set = reinterpret_cast<const char *>(&sets[set_of(place)]);
+    const uint32 set_index = set_of(place);
+    const char *set = reinterpret_cast<const char *>(&sets[set_index]);
     for (std::size_t line = 0; line < sizeof(Set); line += 64) __builtin_prefetch(set + line);
+    // The sequence the lookup reads first.
+    __builtin_prefetch(&shared->partition[partition_of(set_index)]);
 }
 
 namespace {
@@ -260,6 +263,8 @@ bool copy_entry(const Set &set, const cache::Identity &id, Header *header, char 
 
 bool lookup(const cache::Key &key, uint64 place, Profile *profile, cache::FillTicket *seen) {
     const cache::Identity id = cache::identity_of(key);
+    // Fetched while the set is read: the check after it would wait otherwise.
+    cache::prefetch_epoch(id.bucket);
     if (in_doubt::blocks(id.bucket)) return false;
     const uint32 set_index = set_of(place);
     const int part = partition_of(set_index);

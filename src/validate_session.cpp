@@ -1,9 +1,9 @@
 // SQL-callable validate_session_record(token text), the body of the SQL
 // function validate_session (1.4), the set-returning validate_session(token
 // text) of SQL 1.2 and 1.3, and warm_session_cache(token text). Validation:
-// who a live session's token belongs to. Preloaded, a hit in the session cache (session_cache.hpp)
-// answers without reading the table; otherwise one indexed read of the latest
-// committed row. A due touch is queued for the worker (touch_queue.hpp) or,
+// who a live session's token belongs to. Preloaded, a hit in the session
+// cache (session_cache.hpp) answers without reading the table; otherwise one
+// indexed read of the latest committed row. A due touch is queued for the worker (touch_queue.hpp) or,
 // where no worker serves this database, made in the caller's transaction
 // without ever waiting (sessrev.touch_session).
 #include "validate_session.hpp"
