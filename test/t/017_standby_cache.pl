@@ -133,7 +133,8 @@ my $revoker = IPC::Run::start(
 my ($cout, $cerr) = run_command(
 	[ 'pgbench', '--no-vacuum', '--client=2', '--jobs=2', '--transactions=50000', '-f', "$dir/check.sql",
 	  '-h', $standby->host, '-p', $standby->port, 'postgres' ]);
-$revoker->signal('INT');
+# TERM, not INT: a shell that starts the tests in the background has them ignore SIGINT.
+$revoker->signal('TERM');
 $revoker->finish;
 my ($processed) = $cout =~ /number of transactions actually processed: (\d+)/;
 my $revoked = on_primary(q{SELECT count(*) FROM stress_tokens t JOIN sessrev.sessions s ON s.id = t.session_id
