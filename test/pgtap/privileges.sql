@@ -55,7 +55,6 @@ RESET ROLE;
 -- within one connection.
 CREATE ROLE sessrev_test_nobody NOLOGIN;
 GRANT USAGE ON SCHEMA sessrev TO sessrev_test_nobody;
-GRANT SELECT ON app_session TO sessrev_test_nobody;
 SELECT session_id AS body_id, token AS body_tok FROM sessrev.create_session('app-user-2') \gset
 SET LOCAL ROLE sessrev_test_nobody;
 SELECT throws_ok($$SELECT sessrev.validate_session_record('$$ || :'body_tok' || $$')$$, '42501',
