@@ -12,6 +12,8 @@ extern "C" {
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -45,6 +47,11 @@ void forget_layout(Datum, Oid relid) {
 }  // namespace
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
+
+Oid function_oid(const char *name, int nargs, const Oid *types) {
+    List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup(name)));
+    return LookupFuncName(qualified, nargs, types, false);
+}
 
 bool may_be_sessrev_table(Oid relid) {
     return relid == InvalidOid || !OidIsValid(known.sessions) || is_table_of(known, relid);

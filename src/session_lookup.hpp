@@ -50,6 +50,9 @@ Layout layout();
 
 void register_callbacks();
 
+// The oid of function sessrev.name(types); raises an error if there is none.
+Oid function_oid(const char *name, int nargs, const Oid *types);
+
 // Where sessrev's tables are, read afresh without `armed`; false (and no
 // error) when one is missing, as while an extension is restored piece by piece.
 bool find_tables(Layout *tables);

@@ -11,6 +11,7 @@
 #include "arguments.hpp"
 #include "boundary.hpp"
 #include "current_session.hpp"
+#include "session_lookup.hpp"
 
 extern "C" {
 #include "access/heapam.h"
@@ -123,10 +124,8 @@ bool any_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const AttrNumber *att
 void revoke_user(const char *user_id, const char *reason, const char *actor,
                  const pg_uuid_t *exclude) {
     Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID};
-    List *name = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("revoke_user_sessions")));
-    const Oid function = LookupFuncName(name, 4, types, false);
     FmgrInfo flinfo;
-    fmgr_info(function, &flinfo);
+    fmgr_info(sessrev::lookup::function_oid("revoke_user_sessions", 4, types), &flinfo);
     LOCAL_FCINFO(call, 4);
     InitFunctionCallInfoData(*call, &flinfo, 4, InvalidOid, nullptr, nullptr);
     call->args[0] = {CStringGetTextDatum(user_id), false};

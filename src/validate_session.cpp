@@ -56,10 +56,8 @@ struct alignas(int32) HashBytea {
 // it returned NULL.
 Datum call_internal(const char *name, int nargs, const Oid *types, const NullableDatum *args,
                     bool *isnull) {
-    List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup(name)));
-    const Oid function = LookupFuncName(qualified, nargs, types, false);
     FmgrInfo flinfo;
-    fmgr_info(function, &flinfo);
+    fmgr_info(lookup::function_oid(name, nargs, types), &flinfo);
     LOCAL_FCINFO(call, 3);
     InitFunctionCallInfoData(*call, &flinfo, nargs, InvalidOid, nullptr, nullptr);
     for (int i = 0; i < nargs; i++) call->args[i] = args[i];
@@ -279,8 +277,7 @@ void require_permission_to_validate() {
     const Oid role = GetUserId();
     if (permission.role != role) {
         const Oid types[1] = {TEXTOID};
-        List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("validate_session")));
-        const bool allowed = sessrev::compat::may_execute(LookupFuncName(qualified, 1, types, false), role);
+        const bool allowed = sessrev::compat::may_execute(lookup::function_oid("validate_session", 1, types), role);
         permission.allowed = allowed;
         permission.role = role;
     }
