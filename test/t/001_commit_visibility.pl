@@ -7,6 +7,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks qw(revocation_sql);
 
 my ($node, $checker, $revoker);
 
@@ -23,14 +26,9 @@ sub answers {
 		"SELECT sessrev.is_revoked('$token') || '/' || (SELECT count(*) FROM sessrev.validate_session('$token'))");
 }
 
-my %revocations = (
-	'revoke_session'       => sub { "SELECT sessrev.revoke_session('$_[0]')" },
-	'revoke_token'         => sub { "SELECT sessrev.revoke_token('$_[1]')" },
-	'revoke_user_sessions' => sub { "SELECT sessrev.revoke_user_sessions('$_[2]')" },
-	'revoke_all_sessions'  => sub { "SELECT sessrev.revoke_all_sessions()" },
-	'direct UPDATE'        => sub { "UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = '$_[0]'" },
-	'direct DELETE'        => sub { "DELETE FROM sessrev.sessions WHERE id = '$_[0]'" },
-	'TRUNCATE'             => sub { "TRUNCATE sessrev.sessions" },);
+# The paths of Sessrev::Checks that revoke the session itself.
+my @paths = sort ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'revoke_all_sessions',
+                  'UPDATE revoked', 'DELETE', 'TRUNCATE');
 
 for my $mode ('not preloaded', 'preloaded') {
 $node = PostgreSQL::Test::Cluster->new($mode eq 'preloaded' ? 'cached' : 'direct');
@@ -43,14 +41,14 @@ is($node->safe_psql('postgres', 'SELECT enabled FROM sessrev.cache_stats()'),
 $checker = $node->background_psql('postgres');
 $revoker = $node->background_psql('postgres');
 
-for my $how (sort keys %revocations) {
+for my $how (@paths) {
 	my $user = "user-$how";
 	$user =~ s/\W/_/g;
 	my ($id, $token) = new_session($user);
 	is(answers($token), 'false/1', "$mode, $how: live before");
 
 	$revoker->query_safe('BEGIN');
-	$revoker->query_safe($revocations{$how}->($id, $token, $user));
+	$revoker->query_safe(revocation_sql($how, $id, $token, $user));
 	# TRUNCATE holds an exclusive lock: readers wait for it rather than answer.
 	is(answers($token), 'false/1', "$mode, $how: still live while the revoking transaction is open")
 	  unless $how eq 'TRUNCATE';
@@ -58,7 +56,7 @@ for my $how (sort keys %revocations) {
 	is(answers($token), 'false/1', "$mode, $how: live after ROLLBACK");
 
 	$revoker->query_safe('BEGIN');
-	$revoker->query_safe($revocations{$how}->($id, $token, $user));
+	$revoker->query_safe(revocation_sql($how, $id, $token, $user));
 	$revoker->query_safe('COMMIT');
 	is(answers($token), 'true/0', "$mode, $how: refused in another connection right after COMMIT");
 }
