@@ -1,6 +1,6 @@
 -- Properties of the session API over many inputs.
 BEGIN;
-SELECT plan(22);
+SELECT plan(28);
 
 SELECT is((SELECT count(*)::int FROM generate_series(1, 500) i
             WHERE sessrev.hash_token(md5(i::text) || repeat('é', i % 7))
@@ -68,6 +68,22 @@ SELECT is((SELECT (sessrev.validate_session(token)).user_id FROM inlined), 'inli
 SELECT is((SELECT string_agg(v.user_id || ' ' || v.n, ',')
              FROM inlined, LATERAL sessrev.validate_session(inlined.token) WITH ORDINALITY AS v(a, user_id, b, c, d, n)),
           'inline-user 1', 'and WITH ORDINALITY (not inlined) too');
+
+-- validate_session_record as a scalar: one call in a select list is the whole
+-- validation (the current session, touches), NULL when the token has no live
+-- session; what an application that needs only the user id can write.
+SELECT is((sessrev.validate_session_record('no such token')).user_id, NULL,
+          'the scalar form: an unknown token gives NULL');
+SELECT is(sessrev.current_session_id(), NULL, 'and leaves the transaction without a current session');
+CREATE TEMP TABLE calls_before AS SELECT pg_temp.calls('sessrev.validate_session_record(text)') AS n;
+SELECT is((SELECT (sessrev.validate_session_record(token)).user_id FROM inlined), 'inline-user',
+          'the scalar form: a live token gives its user id');
+SELECT is(pg_temp.calls('sessrev.validate_session_record(text)') - (SELECT n FROM calls_before), 1::bigint,
+          'in one call');
+SELECT is(sessrev.current_session_id(), (SELECT session_id FROM inlined),
+          'which makes its session the current one');
+SELECT is((SELECT count(*)::int FROM s WHERE sessrev.validate_session_record(s.token) IS NOT NULL), 0,
+          'the scalar form: NULL for each of the 200 revoked sessions');
 
 SELECT * FROM finish();
 ROLLBACK;
