@@ -2,6 +2,7 @@
 
 #include "in_doubt.hpp"
 #include "jwt_cache.hpp"
+#include "seqlock.hpp"
 #include "settings.hpp"
 #include "token.hpp"
 
@@ -160,6 +161,8 @@ Identity identity_of(const Key &key) {
 
 uint32 current_epoch(uint32 bucket) { return pg_atomic_read_u32(&shared->epoch[bucket]); }
 
+bool is_alive(const uint64 fingerprint[2], uint32 epoch) { return epoch == current_epoch(bucket_of(fingerprint)); }
+
 void prefetch_epoch(uint32 bucket) { __builtin_prefetch(&shared->epoch[bucket]); }
 
 namespace {
@@ -175,17 +178,6 @@ LWLock *lock_of(int partition) { return &locks[partition].lock; }
 bool is_free(const Entry &e) { return (e.fingerprint[0] | e.fingerprint[1]) == 0; }
 bool matches(const Entry &e, const Identity &id) {
     return e.fingerprint[0] == id.fingerprint[0] && e.fingerprint[1] == id.fingerprint[1];
-}
-bool is_alive(const Entry &e) { return e.epoch == current_epoch(bucket_of(e.fingerprint)); }
-
-// Brackets a writer's changes to a partition's sets (under the exclusive lock).
-void begin_write(Partition &p) {
-    pg_atomic_fetch_add_u32(&p.seq, 1);
-    pg_write_barrier();
-}
-void end_write(Partition &p) {
-    pg_write_barrier();
-    pg_atomic_fetch_add_u32(&p.seq, 1);
 }
 
 Entry *find(uint32 set_index, const Identity &id) {
@@ -206,7 +198,7 @@ Entry *victim(uint32 set_index, Reuse *reuse) {
             *reuse = Reuse::free_way;
             return &e;
         }
-        if (dead == nullptr && !is_alive(e)) dead = &e;
+        if (dead == nullptr && !is_alive(e.fingerprint, e.epoch)) dead = &e;
         if (e.last_active_s < oldest->last_active_s) oldest = &e;
     }
     *reuse = dead != nullptr ? Reuse::dead_entry : Reuse::eviction;
@@ -291,25 +283,18 @@ bool lookup(const Key &key, uint64 place, Times *times) {
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
     Entry found{};
-    bool consistent = false;
     // Optimistic read: copy the set and keep the copy only if no writer moved
     // the partition's sequence meanwhile; else read it under the shared lock.
-    for (int attempt = 0; attempt < 2 && !consistent; attempt++) {
-        const uint32 before = pg_atomic_read_u32(&p.seq);
-        if (before % 2 == 1) continue;
-        pg_read_barrier();
-        Set copy;
-        memcpy(static_cast<void *>(&copy), const_cast<const Set *>(&sets[set_index]), sizeof copy);
-        pg_read_barrier();
-        if (pg_atomic_read_u32(&p.seq) != before) continue;
-        consistent = true;
+    Set copy;
+    if (seqlock::read_unchanged(p.seq, [&] {
+            memcpy(static_cast<void *>(&copy), const_cast<const Set *>(&sets[set_index]), sizeof copy);
+        })) {
         for (const Entry &e : copy.way)
             if (matches(e, id)) {
                 found = e;
                 break;
             }
-    }
-    if (!consistent) {
+    } else {
         LWLockAcquire(lock_of(part), LW_SHARED);
         if (const Entry *e = find(set_index, id)) found = *e;
         LWLockRelease(lock_of(part));
@@ -344,7 +329,7 @@ void fill(const Key &key, uint64 place, const Times &times, const FillTicket &t)
     const int part = partition_of(set_index);
     Partition &p = shared->partition[part];
     LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-    begin_write(p);
+    seqlock::begin_write(p.seq);
     Entry *e = find(set_index, id);
     if (e == nullptr) {
         Reuse reuse;
@@ -359,7 +344,7 @@ void fill(const Key &key, uint64 place, const Times &times, const FillTicket &t)
     e->epoch = t.epoch;
     e->expires_at = times.expires_at;
     e->last_active_s = to_seconds(times.last_active_at);
-    end_write(p);
+    seqlock::end_write(p.seq);
     LWLockRelease(lock_of(part));
 }
 
@@ -422,14 +407,14 @@ void flush() {
         Partition &p = shared->partition[part];
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
         uint64 removed = 0;
-        begin_write(p);
+        seqlock::begin_write(p.seq);
         for (uint32 set = part; set < shared->sets; set += partitions)
             for (Entry &e : sets[set].way)
                 if (!is_free(e)) {
                     memset(static_cast<void *>(&e), 0, sizeof e);
                     removed++;
                 }
-        end_write(p);
+        seqlock::end_write(p.seq);
         pg_atomic_fetch_sub_u64(&p.entries, removed);
         pg_atomic_fetch_add_u64(&p.invalidations, removed);
         LWLockRelease(lock_of(part));

@@ -59,6 +59,9 @@ Identity identity_of(const Key &key);
 // The bucket of a stored fingerprint.
 uint32 bucket_of(const uint64 fingerprint[2]);
 uint32 current_epoch(uint32 bucket);
+// Whether an entry stored with this fingerprint and epoch still counts: no
+// invalidation of its bucket since it was filled.
+bool is_alive(const uint64 fingerprint[2], uint32 epoch);
 // Starts fetching a bucket's epoch, to be read after the entry it guards.
 void prefetch_epoch(uint32 bucket);
 

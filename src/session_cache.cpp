@@ -1,6 +1,7 @@
 #include "session_cache.hpp"
 
 #include "in_doubt.hpp"
+#include "seqlock.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -90,21 +91,11 @@ uint32 set_of(uint64 place) {
 int partition_of(uint32 set) { return static_cast<int>(set % partitions); }
 LWLock *lock_of(int partition) { return &locks[partition].lock; }
 
-// Brackets a writer's changes to a partition's sets (under its exclusive lock).
-void begin_write(Partition &p) {
-    pg_atomic_fetch_add_u32(&p.seq, 1);
-    pg_write_barrier();
-}
-void end_write(Partition &p) {
-    pg_write_barrier();
-    pg_atomic_fetch_add_u32(&p.seq, 1);
-}
-
 bool is_free(const Header &h) { return (h.fingerprint[0] | h.fingerprint[1]) == 0; }
 bool matches(const Header &h, const cache::Identity &id) {
     return h.fingerprint[0] == id.fingerprint[0] && h.fingerprint[1] == id.fingerprint[1];
 }
-bool is_dead(const Header &h) { return h.epoch != cache::current_epoch(cache::bucket_of(h.fingerprint)); }
+bool is_dead(const Header &h) { return !cache::is_alive(h.fingerprint, h.epoch); }
 int span_of(const Header &h) {
     return is_free(h) ? 1 : span_of(static_cast<std::size_t>(h.user_id_length) + h.metadata_length);
 }
@@ -273,16 +264,7 @@ bool lookup(const cache::Key &key, uint64 place, Profile *profile, cache::FillTi
     // what was read is used only once it is known to be whole.
     Header header;
     bool found = false;
-    bool consistent = false;
-    for (int attempt = 0; attempt < 2 && !consistent; attempt++) {
-        const uint32 before = pg_atomic_read_u32(&p.seq);
-        if (before % 2 == 1) continue;
-        pg_read_barrier();
-        found = copy_entry(sets[set_index], id, &header, profile->payload);
-        pg_read_barrier();
-        consistent = pg_atomic_read_u32(&p.seq) == before;
-    }
-    if (!consistent) {
+    if (!seqlock::read_unchanged(p.seq, [&] { found = copy_entry(sets[set_index], id, &header, profile->payload); })) {
         LWLockAcquire(lock_of(part), LW_SHARED);
         found = copy_entry(sets[set_index], id, &header, profile->payload);
         LWLockRelease(lock_of(part));
@@ -316,7 +298,7 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
     if (in_doubt::blocks(id.bucket) || cache::current_epoch(id.bucket) != ticket.epoch) return;
     const std::size_t length = static_cast<std::size_t>(profile.user_id_length) + profile.metadata_length;
     LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-    begin_write(p);
+    seqlock::begin_write(p.seq);
     Set &set = sets[set_index];
     // The old entry goes first: the new one may need a different number of slots.
     const int old = find(set, id);
@@ -334,7 +316,7 @@ void fill(const cache::Key &key, uint64 place, const Profile &profile,
     e->header.session_id = profile.session_id;
     memcpy(e->payload, profile.payload, length);
     pg_atomic_fetch_add_u64(&p.entries, 1);
-    end_write(p);
+    seqlock::end_write(p.seq);
     LWLockRelease(lock_of(part));
 }
 
@@ -358,10 +340,10 @@ void clear() {
     for (int part = 0; part < partitions; part++) {
         Partition &p = shared->partition[part];
         LWLockAcquire(lock_of(part), LW_EXCLUSIVE);
-        begin_write(p);
+        seqlock::begin_write(p.seq);
         for (uint32 set = part; set < shared->sets; set += partitions)
             memset(static_cast<void *>(&sets[set]), 0, sizeof(Set));
-        end_write(p);
+        seqlock::end_write(p.seq);
         pg_atomic_write_u64(&p.entries, 0);
         LWLockRelease(lock_of(part));
     }
