@@ -27,8 +27,8 @@ sub answers {
 }
 
 # The paths of Sessrev::Checks that revoke the session itself.
-my @paths = sort ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'revoke_all_sessions',
-                  'UPDATE revoked', 'DELETE', 'TRUNCATE');
+my @paths = sort('revoke_session', 'revoke_token', 'revoke_user_sessions', 'revoke_all_sessions',
+                 'UPDATE revoked', 'DELETE', 'TRUNCATE');
 
 for my $mode ('not preloaded', 'preloaded') {
 $node = PostgreSQL::Test::Cluster->new($mode eq 'preloaded' ? 'cached' : 'direct');
