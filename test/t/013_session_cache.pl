@@ -2,7 +2,8 @@
 # row the table gives (every column), a change of any returned column by a
 # direct UPDATE is seen by the next call of another connection, create_session
 # and rotate_token leave the new token cached, metadata too large to cache is
-# answered from the table, and touches are queued for the worker: written once
+# answered from the table, user ids and metadata on both sides of a varlena's short
+# header come back whole, and touches are queued for the worker: written once
 # per session however many requests, never making a concurrent request or a
 # logout wait, and not lost in read-only transactions.
 use strict;
@@ -150,6 +151,31 @@ is($err, '', 'without an error');
 ok($node->poll_query_until('postgres',
 		qq{SELECT last_active_at > now() - interval '1 minute' FROM sessrev.sessions WHERE id = '$oid'}),
 	'and the touch is not lost: the worker writes it');
+
+# User ids and metadata on both sides of a varlena's 1-byte header (at most
+# 126 bytes of data) and its 4-byte one, each within what the cache holds: the
+# row a miss builds, the row a hit builds and the table's row agree.
+sql(q{CREATE TABLE shapes AS
+      SELECT c.session_id, c.token FROM generate_series(100, 140) n,
+             LATERAL sessrev.create_session(repeat('u', n), metadata => jsonb_build_object('k', repeat('x', 150 - n))) c
+      UNION ALL
+      SELECT c.session_id, c.token FROM generate_series(90, 130) n,
+             LATERAL sessrev.create_session('m', metadata => jsonb_build_object('k', repeat('x', n))) c});
+my $shape_rows = q{SELECT string_agg(concat_ws('|', v.session_id, v.user_id, v.expires_at, v.last_active_at, v.metadata), ',' ORDER BY s.session_id)
+                     FROM shapes s, LATERAL sessrev.validate_session(s.token) v};
+sql('SELECT sessrev.cache_reset()');
+my $shape_miss = sql($shape_rows);
+my ($shape_hits) = stats();
+my $shape_hit = sql($shape_rows);
+is((stats())[0] - $shape_hits, 82, 'every shape is then a hit');
+is($shape_hit, $shape_miss, 'every shape: hit and miss give identical rows');
+is($shape_hit, sql(q{SELECT string_agg(concat_ws('|', t.id, t.user_id, t.expires_at, t.last_active_at, t.metadata), ',' ORDER BY t.id)
+                       FROM shapes s JOIN sessrev.sessions t ON t.id = s.session_id}),
+	'every shape: identical to the table');
+is(sql(q{SELECT count(*) FROM shapes s WHERE sessrev.validate_session_record(s.token) IS DISTINCT FROM
+           (SELECT ROW(t.id, t.user_id, t.expires_at, t.last_active_at, t.metadata) FROM sessrev.sessions t WHERE t.id = s.session_id)}),
+	'0', 'every shape: the composite equals the table row, field by field');
+sql('SELECT sessrev.revoke_session(session_id) FROM shapes');
 
 $node->stop;
 done_testing();
