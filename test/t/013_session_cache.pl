@@ -2,10 +2,10 @@
 # row the table gives (every column), a change of any returned column by a
 # direct UPDATE is seen by the next call of another connection, create_session
 # and rotate_token leave the new token cached, metadata too large to cache is
-# answered from the table, user ids and metadata on both sides of a varlena's short
-# header come back whole, and touches are queued for the worker: written once
-# per session however many requests, never making a concurrent request or a
-# logout wait, and not lost in read-only transactions.
+# answered from the table, user ids and metadata on both sides of a varlena's
+# 1-byte header come back whole, and touches are queued for the worker: written
+# once per session however many requests, never making a concurrent request or
+# a logout wait, and not lost in read-only transactions.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
