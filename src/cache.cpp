@@ -21,7 +21,7 @@ extern "C" {
 namespace sessrev::cache {
 namespace {
 
-constexpr int ways = 4;          // entries per set: one set is 128 bytes, two adjacent lines
+constexpr int ways = 8;          // entries per set: one set is 256 bytes, four adjacent lines
 constexpr int partitions = 128;  // LWLocks
 // Epochs (buckets, cache.hpp): an invalidation kills about entries/buckets
 // entries besides its own (they refill on their next check); 64 KiB of epochs
@@ -43,9 +43,9 @@ struct Entry {
     int32 last_active_s;
     uint32 epoch;
 };
-static_assert(sizeof(Entry) == 32, "four entries to a 128-byte set");
+static_assert(sizeof(Entry) == 32, "eight entries to a 256-byte set");
 
-struct alignas(128) Set {
+struct alignas(256) Set {
     Entry way[ways];
 };
 
@@ -60,7 +60,7 @@ struct alignas(64) Partition {
     pg_atomic_uint64 entries;
 };
 
-struct alignas(128) Shared {
+struct alignas(alignof(Set)) Shared {
     uint32 sets;
     unsigned char secret[32];
     uint64 place_seed;
@@ -71,7 +71,7 @@ struct alignas(128) Shared {
     pg_atomic_uint32 suspended_count;
     slock_t suspended_mutex;
     Oid suspended[max_suspended];
-    // followed by `sets` Sets, 128-byte aligned
+    // followed by `sets` Sets, each aligned to its size
 };
 
 Shared *shared = nullptr;
@@ -215,7 +215,7 @@ std::size_t shmem_size(int capacity) {
 
 void request_shmem() {
     if (settings::cache_size <= 0) return;
-    // Room to align the sets to 128 bytes.
+    // Room to align the sets to a whole set.
     RequestAddinShmemSpace(add_size(shmem_size(settings::cache_size), alignof(Set)));
     RequestAddinShmemSpace(jwt_cache::shmem_size());
     in_doubt::request_shmem();
@@ -272,8 +272,8 @@ uint64 place_of(const Key &key, const void *bytes, std::size_t length) {
 
 void prefetch(uint64 place) {
     const Set *set = &sets[set_of(place)];
-    __builtin_prefetch(set);
-    __builtin_prefetch(reinterpret_cast<const char *>(set) + 64);
+    for (std::size_t line = 0; line < sizeof(Set); line += 64)
+        __builtin_prefetch(reinterpret_cast<const char *>(set) + line);
 }
 
 bool lookup(const Key &key, uint64 place, Times *times) {

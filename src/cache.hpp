@@ -1,7 +1,7 @@
 // The shared-memory cache of live sessions behind is_revoked, when sessrev is
 // in shared_preload_libraries. It holds only live sessions (a flood of unknown
-// tokens never enters it), in a 4-way set-associative table of fixed size (32
-// bytes an entry, one 128-byte set per lookup) with one LWLock per partition
+// tokens never enters it), in an 8-way set-associative table of fixed size (32
+// bytes an entry, one 256-byte set per lookup) with one LWLock per partition
 // for writers; a hit reads optimistically under a per-partition sequence
 // counter and takes no lock unless a writer got in the way.
 //
