@@ -271,9 +271,7 @@ uint64 place_of(const Key &key, const void *bytes, std::size_t length) {
 }
 
 void prefetch(uint64 place) {
-    const Set *set = &sets[set_of(place)];
-    for (std::size_t line = 0; line < sizeof(Set); line += 64)
-        __builtin_prefetch(reinterpret_cast<const char *>(set) + line);
+    prefetch_lines(&sets[set_of(place)], sizeof(Set));
 }
 
 bool lookup(const Key &key, uint64 place, Times *times) {

@@ -95,6 +95,13 @@ uint64 place_of(const Key &key, const void *bytes, std::size_t length);
 // Starts fetching place's set, so the work before lookup() overlaps the wait.
 void prefetch(uint64 place);
 
+// Starts fetching every cache line of length bytes at at (a set of this cache
+// or of the session cache).
+inline void prefetch_lines(const void *at, std::size_t length) {
+    for (std::size_t line = 0; line < length; line += 64)
+        __builtin_prefetch(static_cast<const char *>(at) + line);
+}
+
 // Copies the entry for key into times and returns true on a hit.
 bool lookup(const Key &key, uint64 place, Times *times);
 void count_miss(uint64 place);

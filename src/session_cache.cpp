@@ -223,8 +223,7 @@ bool fits(std::size_t user_id_length, std::size_t metadata_length) {
 
 void prefetch(uint64 place) {
     const uint32 set_index = set_of(place);
-    const char *set = reinterpret_cast<const char *>(&sets[set_index]);
-    for (std::size_t line = 0; line < sizeof(Set); line += 64) __builtin_prefetch(set + line);
+    cache::prefetch_lines(&sets[set_index], sizeof(Set));
     // The sequence the lookup reads first.
     __builtin_prefetch(&shared->partition[partition_of(set_index)]);
 }
