@@ -1,5 +1,6 @@
 #include "arguments.hpp"
 #include "compat.hpp"
+#include "current_session.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -37,9 +38,13 @@ text *reason(FunctionCallInfo fcinfo, int n) {
     return value;
 }
 
-Datum actor(FunctionCallInfo fcinfo, int n) {
-    if (PG_ARGISNULL(n))
-        return CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+Datum actor(FunctionCallInfo fcinfo, int n, bool *isnull) {
+    *isnull = false;
+    if (PG_ARGISNULL(n)) {
+        const char *user = current_session::user_id();
+        *isnull = user == nullptr;
+        return *isnull ? Datum(0) : CStringGetTextDatum(user);
+    }
     text *value = PG_GETARG_TEXT_PP(n);
     if (VARSIZE_ANY_EXHDR(value) > max_actor_bytes)
         throw SqlError(ERRCODE_STRING_DATA_RIGHT_TRUNCATION,

@@ -22,9 +22,10 @@ inline constexpr int max_actor_bytes = 256;
 // The text argument n as a reason: NULL (nullptr) or at most max_reason_bytes.
 text *reason(FunctionCallInfo fcinfo, int n);
 
-// The text argument n as who acted: at most max_actor_bytes, and the session
-// user's name when NULL, so every audit row names someone.
-Datum actor(FunctionCallInfo fcinfo, int n);
+// The text argument n as the application's actor: at most max_actor_bytes;
+// when NULL, the current session's user, or no one (*isnull). The database
+// role is recorded apart (session_audit_log.db_role).
+Datum actor(FunctionCallInfo fcinfo, int n, bool *isnull);
 
 // The interval argument n, which must be present and not negative.
 Datum non_negative_interval(FunctionCallInfo fcinfo, int n, const char *name);

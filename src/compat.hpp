@@ -7,6 +7,7 @@ extern "C" {
 
 #include "access/genam.h"
 #include "utils/acl.h"
+#include "utils/guc_tables.h"
 #include "utils/snapshot.h"
 #if PG_VERSION_NUM >= 160000
 #include "catalog/pg_proc.h"
@@ -35,6 +36,16 @@ inline bool may_execute(Oid function, Oid role) {
     return object_aclcheck(ProcedureRelationId, function, role, ACL_EXECUTE) == ACLCHECK_OK;
 #else
     return pg_proc_aclcheck(function, role, ACL_EXECUTE) == ACLCHECK_OK;
+#endif
+}
+
+// Every setting's entry; 16 made the count an output of the call.
+inline config_generic **guc_variables(int *count) {
+#if PG_VERSION_NUM >= 160000
+    return get_guc_variables(count);
+#else
+    *count = GetNumConfigOptions();
+    return get_guc_variables();
 #endif
 }
 

@@ -26,7 +26,7 @@ namespace {
 constexpr uint16 user_lock_space = 0x7373;
 
 // Locking the targets in id order first gives every revocation the same lock
-// order. Rows not live by the one rule stay as they are. The audit rows of one
+// order. Every row not yet revoked is revoked, live or not. The audit rows of one
 // revocation follow each other by user, then session id.
 constexpr const char *revoke_template = R"SQL(
 WITH target AS (
@@ -37,8 +37,7 @@ WITH target AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4, revoked_by = $5
       FROM target t
-     WHERE s.id OPERATOR(pg_catalog.=) t.id
-       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+     WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id
 ), audit AS (
     INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
@@ -84,7 +83,7 @@ int64 revoke(const Request &r) {
     Datum values[5] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor};
     char nulls[5] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user ? ' ' : 'n',
                      r.scope == Scope::user && !r.exclude_null ? ' ' : 'n',
-                     r.reason_null ? 'n' : ' ', ' '};
+                     r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' '};
     const int rc = SPI_execute_with_args(sql, 5, types, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: revocation failed: %s", SPI_result_code_string(rc));

@@ -1,7 +1,8 @@
 // The one revoke-and-audit path. Every revocation (one session, one user's,
 // all) runs the same statement: it locks the target rows in id order, so that
-// concurrent revocations of any mix never deadlock, revokes those that are
-// live by the one rule (sessrev.session_is_live), and writes one
+// concurrent revocations of any mix never deadlock, revokes every one not yet
+// revoked (expired and idle ones too: an administrator's revocation is always
+// recorded, and final), and writes one
 // SESSION_REVOKED audit row per session it revoked. A user's revocations first
 // take the user's lock; revoking all first waits out every other writer of
 // sessrev.sessions, so no mix of revocations, even several in one
@@ -24,7 +25,8 @@ struct Request {
     bool exclude_null;
     Datum reason;      // text
     bool reason_null;
-    Datum actor;       // text, never null
+    Datum actor;       // text
+    bool actor_null;
 };
 
 // Serialises the revocations and session limits of one user within the

@@ -23,7 +23,7 @@ Request request_of(FunctionCallInfo fcinfo, Scope scope, int reason_arg, int act
     text *reason = arguments::reason(fcinfo, reason_arg);
     r.reason_null = reason == nullptr;
     r.reason = PointerGetDatum(reason);
-    r.actor = arguments::actor(fcinfo, actor_arg);
+    r.actor = arguments::actor(fcinfo, actor_arg, &r.actor_null);
     return r;
 }
 
@@ -56,7 +56,7 @@ VALUES ('REVOKE_ALL', $2, pg_catalog.jsonb_build_object('reason', $1, 'count', $
 }  // namespace
 
 // revoke_session(session_id uuid, reason text, revoked_by text) RETURNS boolean:
-// false when the session is unknown or not live.
+// false when the session is unknown or already revoked.
 SESSREV_FUNCTION(revoke_session) {
     Request r = request_of(fcinfo, Scope::session, 1, 2);
     if (PG_ARGISNULL(0)) PG_RETURN_BOOL(false);
@@ -78,7 +78,8 @@ SESSREV_FUNCTION(revoke_user_sessions) {
     const int64 count = sessrev::revocation::revoke(r);
     Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, INT8OID};
     Datum values[5] = {r.user_id, r.reason, r.actor, r.exclude, Int64GetDatum(count)};
-    const char nulls[5] = {' ', r.reason_null ? 'n' : ' ', ' ', r.exclude_null ? 'n' : ' ', ' '};
+    const char nulls[5] = {' ', r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ',
+                           r.exclude_null ? 'n' : ' ', ' '};
     run(user_summary, 5, types, values, nulls, SPI_OK_INSERT);
     run(user_cutoff, 1, types, values, nulls, SPI_OK_SELECT);
     SPI_finish();
@@ -94,7 +95,7 @@ SESSREV_FUNCTION(revoke_all_sessions) {
     run(global_cutoff, 0, nullptr, nullptr, nullptr, SPI_OK_INSERT);
     Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
     Datum values[3] = {r.reason, r.actor, Int64GetDatum(count)};
-    const char nulls[3] = {r.reason_null ? 'n' : ' ', ' ', ' '};
+    const char nulls[3] = {r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ', ' '};
     run(all_summary, 3, types, values, nulls, SPI_OK_INSERT);
     SPI_finish();
     PG_RETURN_INT32(static_cast<int32>(count));

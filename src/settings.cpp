@@ -33,6 +33,8 @@ int cleanup_interval = 10 * minute;
 int cleanup_delay = 100;
 int max_sessions_per_user = 0;
 int reuse_interval = 10;
+int max_rotations_per_minute = 10;
+int max_retired_tokens = 10;
 char *database = nullptr;
 char *primary_conninfo = nullptr;
 
@@ -81,6 +83,16 @@ void define_settings() {
                             "How long a rotated-out token still validates (requests in flight); "
                             "after it, presenting it revokes the session.",
                             nullptr, &reuse_interval, 10, 0, 3600, PGC_SUSET, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.max_rotations_per_minute",
+                            "Token rotations one session may make in a minute; past it "
+                            "rotate_token fails (54000).",
+                            nullptr, &max_rotations_per_minute, 10, 1, 10000, PGC_SUSET, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.max_retired_tokens",
+                            "Rotated-out tokens kept per session for reuse detection; older ones "
+                            "are forgotten (they no longer validate either).",
+                            nullptr, &max_retired_tokens, 10, 1, 1000, PGC_SUSET, 0, nullptr,
                             nullptr, nullptr);
     // Postmaster-only settings can be defined only while preloading.
     if (process_shared_preload_libraries_in_progress) {

@@ -20,6 +20,8 @@ extern int cleanup_interval;
 extern int cleanup_delay;  // milliseconds between the worker's cleanup batches
 extern int max_sessions_per_user;
 extern int reuse_interval;
+extern int max_rotations_per_minute;  // read by rotate_session_token
+extern int max_retired_tokens;        // likewise
 extern char *database;  // the worker's database; defined only when preloaded
 extern char *primary_conninfo;  // touch_forwarding.hpp; likewise
 

@@ -23,12 +23,12 @@ constexpr long timeout_ms = 10000;
 constexpr long warn_every_ms = 60000;
 
 // Runs as the role of the conninfo, on the primary: only sessrev's function
-// and pg_catalog's, whatever that role's search_path.
+// and pg_catalog's, whatever that role's search_path. Answers the sessions
+// whose touch was not written.
 constexpr const char *query =
-    "SELECT pg_catalog.count(*) FILTER (WHERE sessrev.forward_touch(u.id, u.at, u.threshold)) "
-    "FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), "
+    "SELECT u.id FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), "
     "pg_catalog.unnest($2::pg_catalog.timestamptz[]), pg_catalog.unnest($3::pg_catalog.timestamptz[])) "
-    "AS u(id, at, threshold)";
+    "AS u(id, at, threshold) WHERE NOT sessrev.forward_touch(u.id, u.at, u.threshold)";
 
 PGconn *connection = nullptr;
 char *connected_with = nullptr;  // the conninfo the connection was made with
@@ -93,8 +93,10 @@ char *array_literal(const touch_queue::Touch *touches, std::size_t count, Out ou
     return buf.data;
 }
 
-// Sends the query and reads every result; true when it succeeded.
-bool exchange(const char *const values[3], TimestampTz deadline) {
+// Sends the query and reads every result; true when it succeeded, with the
+// refused sessions in *refused.
+bool exchange(const char *const values[3], TimestampTz deadline, pg_uuid_t **refused,
+              std::size_t *refused_count) {
     if (PQsendQueryParams(connection, query, 3, nullptr, values, nullptr, nullptr, 0) == 0) {
         warn("could not send the query", PQerrorMessage(connection));
         return false;
@@ -121,6 +123,15 @@ bool exchange(const char *const values[3], TimestampTz deadline) {
         if (PQresultStatus(result) != PGRES_TUPLES_OK) {
             warn("the primary refused them", PQresultErrorMessage(result));
             ok = false;
+        } else if (PQntuples(result) > 0) {
+            const int rows = PQntuples(result);
+            *refused = static_cast<pg_uuid_t *>(palloc(rows * sizeof(pg_uuid_t)));
+            *refused_count = 0;
+            for (int i = 0; i < rows; i++) {
+                if (PQgetisnull(result, i, 0)) continue;
+                const Datum id = DirectFunctionCall1(uuid_in, CStringGetDatum(PQgetvalue(result, i, 0)));
+                (*refused)[(*refused_count)++] = *DatumGetUUIDP(id);
+            }
         }
         PQclear(result);
     }
@@ -130,7 +141,10 @@ bool exchange(const char *const values[3], TimestampTz deadline) {
 
 bool enabled() { return settings::primary_conninfo != nullptr && settings::primary_conninfo[0] != '\0'; }
 
-bool send(const touch_queue::Touch *touches, std::size_t count) {
+bool send(const touch_queue::Touch *touches, std::size_t count, pg_uuid_t **refused,
+          std::size_t *refused_count) {
+    *refused = nullptr;
+    *refused_count = 0;
     if (count == 0 || !enabled()) return count == 0;
     const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
     if (!connect(deadline)) return false;
@@ -143,7 +157,7 @@ bool send(const touch_queue::Touch *touches, std::size_t count) {
         // ISO 8601 with the offset, whatever DateStyle says.
         array_literal(touches, count, [](const touch_queue::Touch &t) { return timestamptz_to_str(t.at); }),
         array_literal(touches, count, [](const touch_queue::Touch &t) { return timestamptz_to_str(t.threshold); })};
-    const bool ok = exchange(values, deadline);
+    const bool ok = exchange(values, deadline, refused, refused_count);
     // A connection left mid-exchange cannot carry the next batch.
     if (!ok) disconnect();
     return ok;

@@ -5,7 +5,7 @@
 // worker sends the queued touches to the primary over libpq, a batch per
 // round trip, to sessrev.forward_touch(), which moves last_active_at forward
 // under the same rules as a local touch (never past the primary's now(),
-// never a revoked session, never waiting for a row lock).
+// only forward, only a live session, never waiting for a row lock).
 #pragma once
 
 #include "touch_queue.hpp"
@@ -19,9 +19,12 @@ bool enabled();
 
 // From the standby's worker: sends the touches; false when the primary could
 // not be reached or refused them (a WARNING says why, at most once a minute;
-// the touches are dropped, as a full queue drops them). Keeps the connection
-// for the next batch. Never waits longer than 10 s, and stays interruptible.
-bool send(const touch_queue::Touch *touches, std::size_t count);
+// the touches are dropped, as a full queue drops them). On success, *refused
+// (palloc'd) and *refused_count name the sessions whose touch the primary did
+// not write. Keeps the connection for the next batch. Never waits longer than
+// 10 s, and stays interruptible.
+bool send(const touch_queue::Touch *touches, std::size_t count, pg_uuid_t **refused,
+          std::size_t *refused_count);
 
 // Closes the connection (the worker exits, or the setting changed).
 void disconnect();

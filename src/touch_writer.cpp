@@ -1,5 +1,6 @@
 #include "touch_writer.hpp"
 
+#include "touch_promises.hpp"
 #include "touch_queue.hpp"
 
 extern "C" {
@@ -18,8 +19,10 @@ constexpr std::size_t batch = 1024;
 // Runs as the worker, a superuser: every operator is pg_catalog's, and rows
 // locked by another transaction (a revocation in progress) are skipped rather
 // than waited for, so that the worker never deadlocks with revocations (which
-// lock in id order too). A touch only moves last_active_at forward, and only
-// if no other touch has moved it past the threshold its request saw.
+// lock in id order too). A touch only moves last_active_at forward, only on a
+// live row (a dead one is final: sessions_final_state), and only if no other
+// touch has moved it past the threshold its request saw. The touches it did
+// not write come back, so that their cached promises are forgotten.
 constexpr const char *query = R"(
 WITH t AS (
     SELECT DISTINCT ON (u.id) u.id, u.at, u.threshold
@@ -31,11 +34,16 @@ locked AS (
       FROM sessrev.sessions s JOIN t ON s.id OPERATOR(pg_catalog.=) t.id
      WHERE s.last_active_at OPERATOR(pg_catalog.<=) t.threshold
        AND s.last_active_at OPERATOR(pg_catalog.<) t.at
-       AND NOT s.revoked
+       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
      ORDER BY s.id
-       FOR UPDATE OF s SKIP LOCKED)
-UPDATE sessrev.sessions s SET last_active_at = locked.at
-  FROM locked WHERE s.id OPERATOR(pg_catalog.=) locked.id)";
+       FOR UPDATE OF s SKIP LOCKED),
+written AS (
+    UPDATE sessrev.sessions s SET last_active_at = locked.at
+      FROM locked WHERE s.id OPERATOR(pg_catalog.=) locked.id
+    RETURNING s.id)
+SELECT s.id, s.token_hash
+  FROM sessrev.sessions s JOIN t ON s.id OPERATOR(pg_catalog.=) t.id
+ WHERE NOT EXISTS (SELECT FROM written w WHERE w.id OPERATOR(pg_catalog.=) s.id))";
 
 }  // namespace
 
@@ -60,7 +68,13 @@ std::size_t write_batch() {
         PointerGetDatum(construct_array(thresholds, static_cast<int>(n), TIMESTAMPTZOID,
                                         sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
     const int rc = SPI_execute_with_args(query, 3, types, values, nullptr, false, 0);
-    if (rc != SPI_OK_UPDATE) elog(ERROR, "sessrev: could not write queued touches (SPI %d)", rc);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "sessrev: could not write queued touches (SPI %d)", rc);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool id_null, hash_null;
+        const Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &id_null);
+        const Datum hash = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &hash_null);
+        if (!id_null && !hash_null) touch_promises::forget(*DatumGetUUIDP(id), DatumGetByteaPP(hash));
+    }
     return n;
 }
 

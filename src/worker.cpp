@@ -5,8 +5,10 @@
 #include "settings.hpp"
 #include "standby_records.hpp"
 #include "touch_forwarding.hpp"
+#include "touch_promises.hpp"
 #include "touch_queue.hpp"
 #include "touch_writer.hpp"
+#include "worker_environment.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -122,12 +124,25 @@ void in_transaction(const char *activity, Body body) {
 }
 
 // On a standby: sends the queued touches to the primary, as many batches as
-// write_touches writes; a batch the primary did not take is dropped.
+// write_touches writes; a batch the primary did not take is dropped, and the
+// cached promises of every touch not written are forgotten.
 void forward_touches() {
     touch_queue::Touch touches[1024];
     for (int batches = 0; batches < 64; batches++) {
         const std::size_t n = touch_queue::take(touches, sizeof touches / sizeof touches[0]);
-        if (n == 0 || !touch_forwarding::send(touches, n)) return;
+        if (n == 0) return;
+        pg_uuid_t *refused;
+        std::size_t refused_count;
+        const bool sent = touch_forwarding::send(touches, n, &refused, &refused_count);
+        if (!sent) {
+            refused = static_cast<pg_uuid_t *>(palloc(n * sizeof(pg_uuid_t)));
+            for (std::size_t i = 0; i < n; i++) refused[i] = touches[i].session_id;
+            refused_count = n;
+        }
+        if (refused_count > 0)
+            in_transaction("sessrev: forgetting dropped touches",
+                           [&] { touch_promises::forget(refused, refused_count); });
+        if (!sent) return;
     }
 }
 
@@ -279,8 +294,13 @@ namespace {
 // new attempt, so that it costs a log line every few minutes, and say why in
 // worker_status() meanwhile.
 void connect() {
+    // A failure stays in worker_status() until a run succeeds, also across
+    // the restart that follows it.
+    char previous_error[sizeof shared->last_error];
     SpinLockAcquire(&shared->mutex);
     const int failed = shared->failed_connects++;
+    memcpy(previous_error, shared->last_error, sizeof previous_error);
+    if (failed > 0) previous_error[0] = '\0';  // it is this message
     snprintf(shared->last_error, sizeof shared->last_error,
              "could not connect to database \"%s\" (sessrev.database); does it exist?",
              settings::database);
@@ -295,14 +315,15 @@ void connect() {
             CHECK_FOR_INTERRUPTS();
         }
     }
+    worker_environment::remember();
     BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
-    // The database owner may have set a search_path for it (ALTER DATABASE
-    // ... SET): the worker, a superuser, resolves nothing through one.
+    worker_environment::restore();
+    // The worker, a superuser, resolves nothing through a search_path.
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     pgstat_report_appname(worker_name);
     SpinLockAcquire(&shared->mutex);
     shared->failed_connects = 0;
-    shared->last_error[0] = '\0';
+    memcpy(shared->last_error, previous_error, sizeof shared->last_error);
     shared->database = MyDatabaseId;
     shared->pid = MyProcPid;
     shared->latch = MyLatch;

@@ -1,0 +1,357 @@
+-- sessrev 1.4 -> 1.5: revocation is final. Revoked, expired and idle-expired
+-- are end states that no writer can leave; every revocation takes every row
+-- not yet revoked; a forwarded touch only moves time forward on a live
+-- session; the audit log says which role and which application user acted;
+-- end users' rows per session are bounded; JWT issuers get an iat that a
+-- cut-off of the same second does not refuse.
+\echo Use "ALTER EXTENSION sessrev UPDATE TO '1.5'" to load this file. \quit
+
+--------------------------------------------------------------------------------
+-- Final states, enforced where every writer passes: the row's own trigger.
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.sessions_final_state() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'sessions_final_state';
+COMMENT ON FUNCTION sessrev.sessions_final_state() IS
+    'BEFORE UPDATE trigger on sessrev.sessions: refuses (23514) any update that makes a row that is not live by sessrev.session_is_live live again.';
+
+-- An ordinary (origin) trigger: changes applied by logical replication were
+-- judged where they were made; judged again at apply time, with a later
+-- now(), a touch made in time could look like a revival and stop the apply.
+CREATE TRIGGER sessions_final_state BEFORE UPDATE ON sessrev.sessions
+    FOR EACH ROW EXECUTE FUNCTION sessrev.sessions_final_state();
+
+--------------------------------------------------------------------------------
+-- Touches: only forward, only on a live row.
+--------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION sessrev.touch_session(session_id uuid, at timestamptz, threshold timestamptz)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    -- Never waits: while another transaction holds the row (a revocation in
+    -- progress) or the table (revoke_all_sessions), or in a read-only
+    -- transaction, the touch is skipped and a later request makes it.
+    LOCK TABLE sessrev.sessions IN ROW EXCLUSIVE MODE NOWAIT;
+    PERFORM FROM sessrev.sessions s WHERE s.id = touch_session.session_id FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE sessrev.sessions s SET last_active_at = touch_session.at
+     WHERE s.id = touch_session.session_id
+       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+       AND s.last_active_at <= touch_session.threshold
+       AND s.last_active_at < touch_session.at;
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    -- Revoked, expired or idle meanwhile: no longer valid.
+    RETURN CASE WHEN EXISTS (SELECT FROM sessrev.sessions s
+                              WHERE s.id = touch_session.session_id
+                                AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at))
+                THEN false END;
+EXCEPTION WHEN lock_not_available OR serialization_failure OR read_only_sql_transaction THEN
+    RETURN false;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.forward_touch(session_id uuid, at timestamptz, threshold timestamptz)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF forward_touch.session_id IS NULL OR forward_touch.at IS NULL OR forward_touch.threshold IS NULL THEN
+        RAISE EXCEPTION 'sessrev.forward_touch: session_id, at and threshold must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(forward_touch.at) OR NOT isfinite(forward_touch.threshold) THEN
+        RAISE EXCEPTION 'sessrev.forward_touch: at and threshold must be finite'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF forward_touch.threshold > forward_touch.at THEN
+        RAISE EXCEPTION 'sessrev.forward_touch: threshold must not be later than at'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A standby's clock may run ahead: never past this server's now(). A
+    -- session that is not live, or a time at or before last_active_at, is
+    -- left as it is (false): touch_session moves only a live row, only forward.
+    RETURN sessrev.touch_session(forward_touch.session_id, LEAST(forward_touch.at, now()),
+                                 LEAST(forward_touch.threshold, now())) IS TRUE;
+END
+$$;
+COMMENT ON FUNCTION sessrev.forward_touch(uuid, timestamptz, timestamptz) IS
+    'A standby''s touch, sent by its worker as the touch forwarder: moves last_active_at of a live session forward to at (at most now()), unless it already passed threshold; false, changing nothing, for a session that is not live. Refuses non-finite times.';
+
+--------------------------------------------------------------------------------
+-- The audit log says who: the database role (session_user, always) beside the
+-- application's actor.
+--------------------------------------------------------------------------------
+
+-- Rows written before 1.5 have no role recorded (NULL), not the upgrader's.
+ALTER TABLE sessrev.session_audit_log ADD COLUMN db_role text;
+ALTER TABLE sessrev.session_audit_log ALTER COLUMN db_role SET DEFAULT session_user;
+COMMENT ON COLUMN sessrev.session_audit_log.db_role IS
+    'The database role that made the change (session_user). NULL on rows written before 1.5.';
+COMMENT ON COLUMN sessrev.session_audit_log.actor IS
+    'The application''s actor: the user of the current session on end-user paths, revoked_by where a backend passed one, else the current session''s user if any.';
+
+-- An end user logs itself out: the actor is the token's own user.
+CREATE FUNCTION sessrev.revoke_own_token(token text, reason text)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_id   uuid;
+    v_user text;
+BEGIN
+    SELECT s.id, s.user_id INTO v_id, v_user FROM sessrev.sessions s
+     WHERE s.token_hash = sessrev.hash_token(revoke_own_token.token);
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    RETURN coalesce(sessrev.revoke_session(v_id, revoke_own_token.reason,
+                                           coalesce(sessrev.current_user_id(), v_user)), false);
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_own_token(text, text) IS
+    'revoke_token without revoked_by (granted by grant_end_user): the audit actor is the current session''s user, else the token''s own.';
+
+-- A backend names the actor.
+CREATE FUNCTION sessrev.revoke_token_as(token text, reason text, revoked_by text)
+RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(sessrev.revoke_session(
+               (SELECT s.id FROM sessrev.sessions s
+                 WHERE s.token_hash = sessrev.hash_token(revoke_token_as.token)),
+               revoke_token_as.reason, revoke_token_as.revoked_by), false)
+$$;
+COMMENT ON FUNCTION sessrev.revoke_token_as(text, text, text) IS
+    'revoke_token with revoked_by (granted by grant_backend): the audit actor is revoked_by.';
+
+-- SECURITY INVOKER: the caller's own rights pick the path, so an end user
+-- who passes revoked_by is refused (42501) rather than recorded as anyone.
+CREATE OR REPLACE FUNCTION sessrev.revoke_token(token text, reason text DEFAULT 'User logout',
+                                                revoked_by text DEFAULT NULL)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY INVOKER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF revoke_token.revoked_by IS NULL THEN
+        RETURN sessrev.revoke_own_token(revoke_token.token, revoke_token.reason);
+    END IF;
+    IF NOT has_function_privilege('sessrev.revoke_token_as(text, text, text)', 'EXECUTE') THEN
+        RAISE EXCEPTION 'revoked_by may be given only by a backend role (sessrev.grant_backend)'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Leave revoked_by out: the audit log records the session''s own user.';
+    END IF;
+    RETURN sessrev.revoke_token_as(revoke_token.token, revoke_token.reason, revoke_token.revoked_by);
+END
+$$;
+COMMENT ON FUNCTION sessrev.revoke_token(text, text, text) IS
+    'Revokes the session of a token. revoked_by (the audit actor) may be given only by a role granted grant_backend; without it the actor is the session''s own user.';
+
+CREATE OR REPLACE FUNCTION sessrev.extend_session(session_id uuid, by interval) RETURNS timestamptz
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_expires timestamptz;
+    v_user    text;
+BEGIN
+    IF extend_session.session_id IS NULL OR extend_session.by IS NULL THEN
+        RAISE EXCEPTION 'session_id and by must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF extend_session.by <= interval '0' THEN
+        RAISE EXCEPTION 'by must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF sessrev.is_revoked(extend_session.session_id) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE sessrev.sessions s
+       SET expires_at = least(s.expires_at + least(extend_session.by,
+                                                   current_setting('sessrev.max_ttl')::interval),
+                              s.created_at + current_setting('sessrev.max_ttl')::interval)
+     WHERE s.id = extend_session.session_id
+       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+    RETURNING s.expires_at, s.user_id INTO v_expires, v_user;
+    IF FOUND THEN
+        INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+        VALUES (extend_session.session_id, v_user, 'SESSION_EXTENDED', sessrev.current_user_id(),
+                jsonb_build_object('by', extend_session.by, 'expires_at', v_expires));
+    END IF;
+    RETURN v_expires;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.revoke_user_tokens_before(user_id text, cutoff timestamptz DEFAULT now())
+RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF revoke_user_tokens_before.user_id IS NULL OR revoke_user_tokens_before.cutoff IS NULL THEN
+        RAISE EXCEPTION 'user_id and cutoff must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF revoke_user_tokens_before.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(revoke_user_tokens_before.user_id) > 256 THEN
+        RAISE EXCEPTION 'user_id is longer than 256 bytes' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF revoke_user_tokens_before.cutoff > now() THEN
+        RAISE EXCEPTION 'cutoff must not be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A cut-off only moves forward: an earlier one must not revive revoked tokens.
+    INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+    VALUES (revoke_user_tokens_before.user_id, revoke_user_tokens_before.cutoff)
+    ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+    DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = now();
+    INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
+    VALUES (revoke_user_tokens_before.user_id, 'USER_TOKENS_CUTOFF', sessrev.current_user_id(),
+            jsonb_build_object('not_before', revoke_user_tokens_before.cutoff));
+END
+$$;
+
+--------------------------------------------------------------------------------
+-- Bounded rows per session: rotations per minute, retired tokens kept.
+--------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION sessrev.rotate_session_token(old_token text)
+RETURNS TABLE (new_token text, expires_at timestamptz)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_new     text := sessrev.generate_token(32);
+    v_old     bytea := sessrev.hash_token(rotate_session_token.old_token);
+    v_limit   integer := current_setting('sessrev.max_rotations_per_minute')::integer;
+    v_keep    integer := current_setting('sessrev.max_retired_tokens')::integer;
+    v_id      uuid;
+    v_user    text;
+    v_expires timestamptz;
+BEGIN
+    -- Counted before the row is locked: a refused rotation holds nothing.
+    SELECT s.id INTO v_id FROM sessrev.sessions s WHERE s.token_hash = v_old;
+    IF FOUND AND (SELECT count(*) FROM sessrev.retired_tokens r
+                   WHERE r.session_id = v_id
+                     AND r.retired_at > now() - interval '1 minute') >= v_limit THEN
+        RAISE EXCEPTION 'session rotated its token % times in the last minute', v_limit
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'sessrev.max_rotations_per_minute bounds rotations of one session.';
+    END IF;
+    UPDATE sessrev.sessions s
+       SET token_hash = sessrev.hash_token(v_new), last_active_at = now()
+     WHERE s.token_hash = v_old
+       AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+    RETURNING s.id, s.user_id, s.expires_at INTO v_id, v_user, v_expires;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO sessrev.retired_tokens (token_hash, session_id, expires_at)
+    VALUES (v_old, v_id, v_expires);
+    -- The oldest retired tokens past the bound are forgotten: presented
+    -- again, such a token is unknown, which no longer validates either.
+    DELETE FROM sessrev.retired_tokens r
+     WHERE r.session_id = v_id
+       AND r.token_hash IN (SELECT o.token_hash FROM sessrev.retired_tokens o
+                             WHERE o.session_id = v_id
+                             ORDER BY o.retired_at DESC, o.token_hash OFFSET v_keep);
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor)
+    VALUES (v_id, v_user, 'TOKEN_ROTATED', v_user);
+    PERFORM sessrev.remember_current_session(v_id, v_user);
+    PERFORM sessrev.warm_session_cache(v_new);
+    RETURN QUERY SELECT v_new, v_expires;
+END
+$$;
+
+--------------------------------------------------------------------------------
+-- JWTs: an iat that no cut-off of the same second refuses.
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.jwt_issued_at(user_id text) RETURNS bigint
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    -- iat has whole seconds, a cut-off microseconds: a token issued in the
+    -- second of a cut-off but after it gets the next second, since its
+    -- floor would be refused like the tokens issued before the cut-off.
+    SELECT greatest(floor(extract(epoch FROM clock_timestamp())),
+                    ceil(extract(epoch FROM (SELECT c.not_before FROM sessrev.user_token_cutoffs c
+                                              WHERE c.user_id = jwt_issued_at.user_id))),
+                    ceil(extract(epoch FROM (SELECT g.not_before FROM sessrev.global_token_cutoff g))))::bigint
+$$;
+COMMENT ON FUNCTION sessrev.jwt_issued_at(text) IS
+    'The iat (seconds since the epoch) to put in a new JWT of the user: now, or the second after a cut-off made in this same second, so that is_jwt_revoked accepts it.';
+
+--------------------------------------------------------------------------------
+-- Grant profiles
+--------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION sessrev.grant_end_user(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    -- Only what acts on the session the caller's own token validated.
+    EXECUTE format('GRANT USAGE ON SCHEMA sessrev TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.validate_session(text), sessrev.is_revoked(text), '
+                   'sessrev.current_session_id(), sessrev.current_user_id(), sessrev.my_sessions(), '
+                   'sessrev.revoke_my_session(uuid), sessrev.revoke_my_other_sessions(), '
+                   'sessrev.revoke_token(text, text, text), sessrev.revoke_own_token(text, text), '
+                   'sessrev.rotate_token(text), '
+                   'sessrev.session_is_live(boolean, timestamptz, timestamptz) TO %s', role);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.grant_backend(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM sessrev.grant_end_user(role);
+    -- A trusted application server, which may act for any user.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION '
+                   'sessrev.create_session(text, interval, inet, text, text, jsonb), '
+                   'sessrev.is_revoked(uuid), sessrev.set_current_session(uuid), '
+                   'sessrev.user_sessions(text), sessrev.extend_session(uuid, interval), '
+                   'sessrev.revoke_session(uuid, text, text), sessrev.revoke_token_as(text, text, text), '
+                   'sessrev.revoke_user_sessions(text, text, text, uuid), '
+                   'sessrev.is_jwt_revoked(text, text, timestamptz), sessrev.jwt_issued_at(text), '
+                   'sessrev.revoke_jwt(text, timestamptz, text, text, text), '
+                   'sessrev.revoke_user_tokens_before(text, timestamptz) TO %s', role);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION sessrev.revoke_own_token(text, text), sessrev.revoke_token_as(text, text, text),
+                           sessrev.jwt_issued_at(text), sessrev.sessions_final_state() FROM PUBLIC;
+
+-- Roles granted revoke_token before 1.5 get what their profile now holds.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.revoke_token(text, text, text)'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.revoke_own_token(text, text) TO %s', v_role);
+        IF pg_catalog.has_function_privilege(v_role, 'sessrev.revoke_session(uuid, text, text)', 'EXECUTE') THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.revoke_token_as(text, text, text), '
+                                      'sessrev.jwt_issued_at(text) TO %s', v_role);
+        END IF;
+    END LOOP;
+END
+$$;
