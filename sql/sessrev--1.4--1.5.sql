@@ -22,6 +22,25 @@ COMMENT ON FUNCTION sessrev.sessions_final_state() IS
 CREATE TRIGGER sessions_final_state BEFORE UPDATE ON sessrev.sessions
     FOR EACH ROW EXECUTE FUNCTION sessrev.sessions_final_state();
 
+-- arm_triggers, which ends a restore made with the triggers disabled, enables
+-- the rule again too.
+CREATE OR REPLACE FUNCTION sessrev.arm_triggers() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    ALTER TABLE sessrev.sessions ENABLE ALWAYS TRIGGER sessions_cache_invalidation,
+                                 ENABLE ALWAYS TRIGGER sessions_cache_flush,
+                                 ENABLE TRIGGER sessions_final_state;
+    ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache,
+                                     ENABLE ALWAYS TRIGGER jwt_denylist_cache_truncate;
+    ALTER TABLE sessrev.user_token_cutoffs ENABLE ALWAYS TRIGGER user_token_cutoffs_cache,
+                                           ENABLE ALWAYS TRIGGER user_token_cutoffs_cache_truncate;
+    ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache,
+                                            ENABLE ALWAYS TRIGGER global_token_cutoff_cache_truncate;
+END
+$$;
+
 --------------------------------------------------------------------------------
 -- Touches: only forward, only on a live row.
 --------------------------------------------------------------------------------
@@ -99,8 +118,17 @@ COMMENT ON COLUMN sessrev.session_audit_log.db_role IS
 COMMENT ON COLUMN sessrev.session_audit_log.actor IS
     'The application''s actor: the user of the current session on end-user paths, revoked_by where a backend passed one, else the current session''s user if any.';
 
--- An end user logs itself out: the actor is the token's own user.
-CREATE FUNCTION sessrev.revoke_own_token(token text, reason text)
+CREATE FUNCTION sessrev.outer_role_may_execute(function regprocedure) RETURNS boolean
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'outer_role_may_execute';
+COMMENT ON FUNCTION sessrev.outer_role_may_execute(regprocedure) IS
+    'Whether the role the client runs as (its SET ROLE role, which SECURITY DEFINER functions do not change) may execute the function: what sessrev''s own functions ask of their caller.';
+
+-- An end user logs itself out (the actor is the current session's user, else
+-- the token's own); only a role that may revoke any session (grant_backend)
+-- may name the actor.
+CREATE OR REPLACE FUNCTION sessrev.revoke_token(token text, reason text DEFAULT 'User logout',
+                                                revoked_by text DEFAULT NULL)
 RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -109,54 +137,24 @@ DECLARE
     v_id   uuid;
     v_user text;
 BEGIN
+    IF revoke_token.revoked_by IS NOT NULL AND NOT sessrev.outer_role_may_execute(
+            'sessrev.revoke_session(uuid, text, text)'::regprocedure) THEN
+        RAISE EXCEPTION 'revoked_by may be given only by a role that may revoke any session (sessrev.grant_backend)'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Leave revoked_by out: the audit log then records the session''s own user.';
+    END IF;
     SELECT s.id, s.user_id INTO v_id, v_user FROM sessrev.sessions s
-     WHERE s.token_hash = sessrev.hash_token(revoke_own_token.token);
+     WHERE s.token_hash = sessrev.hash_token(revoke_token.token);
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    RETURN coalesce(sessrev.revoke_session(v_id, revoke_own_token.reason,
-                                           coalesce(sessrev.current_user_id(), v_user)), false);
-END
-$$;
-COMMENT ON FUNCTION sessrev.revoke_own_token(text, text) IS
-    'revoke_token without revoked_by (granted by grant_end_user): the audit actor is the current session''s user, else the token''s own.';
-
--- A backend names the actor.
-CREATE FUNCTION sessrev.revoke_token_as(token text, reason text, revoked_by text)
-RETURNS boolean
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT coalesce(sessrev.revoke_session(
-               (SELECT s.id FROM sessrev.sessions s
-                 WHERE s.token_hash = sessrev.hash_token(revoke_token_as.token)),
-               revoke_token_as.reason, revoke_token_as.revoked_by), false)
-$$;
-COMMENT ON FUNCTION sessrev.revoke_token_as(text, text, text) IS
-    'revoke_token with revoked_by (granted by grant_backend): the audit actor is revoked_by.';
-
--- SECURITY INVOKER: the caller's own rights pick the path, so an end user
--- who passes revoked_by is refused (42501) rather than recorded as anyone.
-CREATE OR REPLACE FUNCTION sessrev.revoke_token(token text, reason text DEFAULT 'User logout',
-                                                revoked_by text DEFAULT NULL)
-RETURNS boolean
-    LANGUAGE plpgsql SECURITY INVOKER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF revoke_token.revoked_by IS NULL THEN
-        RETURN sessrev.revoke_own_token(revoke_token.token, revoke_token.reason);
-    END IF;
-    IF NOT has_function_privilege('sessrev.revoke_token_as(text, text, text)', 'EXECUTE') THEN
-        RAISE EXCEPTION 'revoked_by may be given only by a backend role (sessrev.grant_backend)'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Leave revoked_by out: the audit log records the session''s own user.';
-    END IF;
-    RETURN sessrev.revoke_token_as(revoke_token.token, revoke_token.reason, revoke_token.revoked_by);
+    RETURN coalesce(sessrev.revoke_session(v_id, revoke_token.reason,
+                                           coalesce(revoke_token.revoked_by, sessrev.current_user_id(), v_user)),
+                    false);
 END
 $$;
 COMMENT ON FUNCTION sessrev.revoke_token(text, text, text) IS
-    'Revokes the session of a token. revoked_by (the audit actor) may be given only by a role granted grant_backend; without it the actor is the session''s own user.';
+    'Revokes the session of a token (logout). revoked_by, the audit actor, may be given only by a role granted grant_backend; without it the actor is the current session''s user, else the token''s own.';
 
 CREATE OR REPLACE FUNCTION sessrev.extend_session(session_id uuid, by interval) RETURNS timestamptz
     LANGUAGE plpgsql SECURITY DEFINER
@@ -217,6 +215,60 @@ BEGIN
     INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
     VALUES (revoke_user_tokens_before.user_id, 'USER_TOKENS_CUTOFF', sessrev.current_user_id(),
             jsonb_build_object('not_before', revoke_user_tokens_before.cutoff));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.revoke_jwt(
+    jti        text,
+    expires_at timestamptz,
+    user_id    text DEFAULT NULL,
+    reason     text DEFAULT 'Token revoked',
+    revoked_by text DEFAULT NULL
+) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_added boolean;
+    v_actor text := coalesce(revoke_jwt.revoked_by, sessrev.current_user_id());
+BEGIN
+    IF revoke_jwt.jti IS NULL OR revoke_jwt.expires_at IS NULL THEN
+        RAISE EXCEPTION 'jti and expires_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF revoke_jwt.jti = '' THEN
+        RAISE EXCEPTION 'jti must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(revoke_jwt.jti) > 256 OR octet_length(revoke_jwt.user_id) > 256
+       OR octet_length(revoke_jwt.revoked_by) > 256 THEN
+        RAISE EXCEPTION 'jti, user_id and revoked_by must not be longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF octet_length(revoke_jwt.reason) > 1024 THEN
+        RAISE EXCEPTION 'reason is longer than 1024 bytes' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF revoke_jwt.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at is in the past: the token is unusable already'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Cleanup removes a row after expires_at: an unbounded one would stay forever.
+    IF revoke_jwt.expires_at > now() + current_setting('sessrev.max_ttl')::interval THEN
+        RAISE EXCEPTION 'expires_at is further away than sessrev.max_ttl (%)',
+                        current_setting('sessrev.max_ttl')::interval
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The denylist row always names someone: the actor, else the database role.
+    INSERT INTO sessrev.jwt_denylist (jti, user_id, expires_at, reason, revoked_by)
+    VALUES (revoke_jwt.jti, revoke_jwt.user_id, revoke_jwt.expires_at, revoke_jwt.reason,
+            coalesce(v_actor, session_user))
+    ON CONFLICT ON CONSTRAINT jwt_denylist_pkey DO NOTHING
+    RETURNING true INTO v_added;
+    IF v_added THEN
+        INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
+        VALUES (revoke_jwt.user_id, 'JWT_REVOKED', v_actor,
+                jsonb_build_object('jti', revoke_jwt.jti, 'reason', revoke_jwt.reason,
+                                   'expires_at', revoke_jwt.expires_at));
+    END IF;
+    RETURN coalesce(v_added, false);
 END
 $$;
 
@@ -306,8 +358,7 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.validate_session(text), sessrev.is_revoked(text), '
                    'sessrev.current_session_id(), sessrev.current_user_id(), sessrev.my_sessions(), '
                    'sessrev.revoke_my_session(uuid), sessrev.revoke_my_other_sessions(), '
-                   'sessrev.revoke_token(text, text, text), sessrev.revoke_own_token(text, text), '
-                   'sessrev.rotate_token(text), '
+                   'sessrev.revoke_token(text, text, text), sessrev.rotate_token(text), '
                    'sessrev.session_is_live(boolean, timestamptz, timestamptz) TO %s', role);
 END
 $$;
@@ -323,7 +374,7 @@ BEGIN
                    'sessrev.create_session(text, interval, inet, text, text, jsonb), '
                    'sessrev.is_revoked(uuid), sessrev.set_current_session(uuid), '
                    'sessrev.user_sessions(text), sessrev.extend_session(uuid, interval), '
-                   'sessrev.revoke_session(uuid, text, text), sessrev.revoke_token_as(text, text, text), '
+                   'sessrev.revoke_session(uuid, text, text), '
                    'sessrev.revoke_user_sessions(text, text, text, uuid), '
                    'sessrev.is_jwt_revoked(text, text, timestamptz), sessrev.jwt_issued_at(text), '
                    'sessrev.revoke_jwt(text, timestamptz, text, text, text), '
@@ -331,10 +382,10 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION sessrev.revoke_own_token(text, text), sessrev.revoke_token_as(text, text, text),
-                           sessrev.jwt_issued_at(text), sessrev.sessions_final_state() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION sessrev.outer_role_may_execute(regprocedure), sessrev.jwt_issued_at(text),
+                           sessrev.sessions_final_state() FROM PUBLIC;
 
--- Roles granted revoke_token before 1.5 get what their profile now holds.
+-- Roles granted the backend profile before 1.5 get what it now holds.
 DO $$
 DECLARE
     v_role regrole;
@@ -342,16 +393,12 @@ BEGIN
     FOR v_role IN
         SELECT DISTINCT a.grantee::regrole
           FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.revoke_token(text, text, text)'::pg_catalog.regprocedure
+         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.revoke_jwt(text, timestamptz, text, text, text)'::pg_catalog.regprocedure
            AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
            AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
            AND a.grantee OPERATOR(pg_catalog.<>) 0
     LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.revoke_own_token(text, text) TO %s', v_role);
-        IF pg_catalog.has_function_privilege(v_role, 'sessrev.revoke_session(uuid, text, text)', 'EXECUTE') THEN
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.revoke_token_as(text, text, text), '
-                                      'sessrev.jwt_issued_at(text) TO %s', v_role);
-        END IF;
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.jwt_issued_at(text) TO %s', v_role);
     END LOOP;
 END
 $$;

@@ -40,9 +40,10 @@ Source source_of(Target target) {
 // index from $2 onwards (keyset order, so a batch never re-reads what earlier
 // batches deleted), and returns how many it deleted and where to resume. The
 // rows are deleted by their ctids (a TID scan): a join on the key let the
-// planner hash the batch and scan the whole table for it, once per batch. The
-// DELETE repeats the conditions, so that a row another transaction changed
-// meanwhile (an extended session) is re-checked on its new values and kept.
+// planner hash the batch and scan the whole table for it, once per batch. A
+// row another transaction holds is skipped, never waited for (no role can
+// hold the cleanup up by locking a row): a later cleanup takes it. The DELETE
+// repeats the conditions, so that a row changed meanwhile is re-checked.
 // Every operator is qualified: the worker may run under a search_path that
 // the database owner chose (it pins its own, too).
 constexpr const char *batch_template = R"SQL(
@@ -50,6 +51,7 @@ WITH victims AS (
     SELECT ctid FROM sessrev.%1$s
      WHERE %3$s AND %2$s OPERATOR(pg_catalog.<) $1 AND %2$s OPERATOR(pg_catalog.>=) $2
      ORDER BY %2$s LIMIT $3
+       FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM sessrev.%1$s t
      WHERE t.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.ctid FROM victims v))

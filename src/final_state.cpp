@@ -11,13 +11,9 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "commands/trigger.h"
-#include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/rel.h"
-#include "utils/uuid.h"
 }
-
-#include <string>
 
 namespace {
 
@@ -45,13 +41,9 @@ SESSREV_FUNCTION(sessions_final_state) {
     const sessrev::lookup::Layout l = sessrev::lookup::layout();
     const TupleDesc desc = RelationGetDescr(trigger->tg_relation);
     if (!row_is_live(trigger->tg_trigtuple, desc, l) && row_is_live(trigger->tg_newtuple, desc, l)) {
-        bool isnull;
-        const Datum id = heap_getattr(trigger->tg_trigtuple, l.id, desc, &isnull);
-        const std::string which =
-            isnull ? std::string("a session") : std::string("session ") + DatumGetCString(DirectFunctionCall1(uuid_out, id));
         throw sessrev::SqlError(ERRCODE_CHECK_VIOLATION,
-                                which + " is revoked, expired or idle-expired, which is final: "
-                                        "no update may make it live again");
+                                "a revoked, expired or idle-expired session is final: "
+                                "no update may make it live again");
     }
     return PointerGetDatum(trigger->tg_newtuple);
 }

@@ -35,7 +35,8 @@ WITH target AS (
      ORDER BY id FOR UPDATE
 ), revoked AS (
     UPDATE sessrev.sessions s
-       SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4, revoked_by = $5
+       SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
+           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
       FROM target t
      WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id

@@ -3,11 +3,13 @@
 // what each scope adds (summary audit row, JWT cut-off).
 #include "arguments.hpp"
 #include "boundary.hpp"
+#include "compat.hpp"
 #include "revocation.hpp"
 
 extern "C" {
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 }
 
 namespace {
@@ -99,4 +101,13 @@ SESSREV_FUNCTION(revoke_all_sessions) {
     run(all_summary, 3, types, values, nulls, SPI_OK_INSERT);
     SPI_finish();
     PG_RETURN_INT32(static_cast<int32>(count));
+}
+
+// outer_role_may_execute(function regprocedure) RETURNS boolean: whether the
+// role the client runs as may execute the function. Inside a SECURITY
+// DEFINER function the current user is the definer; the outer user is the
+// session's (SET ROLE) role, which is who asked.
+SESSREV_FUNCTION(outer_role_may_execute) {
+    if (PG_ARGISNULL(0)) PG_RETURN_NULL();
+    PG_RETURN_BOOL(sessrev::compat::may_execute(PG_GETARG_OID(0), GetOuterUserId()));
 }

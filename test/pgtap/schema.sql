@@ -42,7 +42,7 @@ SELECT has_index('sessrev', 'sessions', 'sessions_revoked_at_idx', ARRAY['revoke
 SELECT has_table('sessrev', 'session_audit_log', 'audit log table exists');
 SELECT columns_are('sessrev', 'session_audit_log', ARRAY[
     'id', 'session_id', 'user_id', 'action', 'actor', 'ip_address', 'user_agent', 'details',
-    'created_at'], 'audit log has exactly the contracted columns');
+    'created_at', 'db_role'], 'audit log has exactly the contracted columns');
 SELECT col_is_pk('sessrev', 'session_audit_log', 'id', 'audit id is the primary key');
 SELECT is((SELECT attidentity::text FROM pg_attribute
             WHERE attrelid = 'sessrev.session_audit_log'::regclass AND attname = 'id'),
@@ -94,6 +94,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'is_revoked(token text)',
                 'jwt_tables_changed()',
                 'lock_user_sessions(user_id text)',
+                'outer_role_may_execute(function regprocedure)',
                 'remember_current_session(session_id uuid, user_id text)',
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
@@ -101,6 +102,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'session_cache_stats()',
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
                 'sessions_changed()',
+                'sessions_final_state()',
                 'user_table_changed()',
                 'validate_session_record(token text, OUT session_id uuid, OUT user_id text, OUT expires_at timestamp with time zone, OUT last_active_at timestamp with time zone, OUT metadata jsonb)',
                 'wake_cleanup_worker()',
@@ -108,10 +110,11 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'worker_status()'],
           'the C++ functions are the ones the contract names');
 
-SELECT triggers_are('sessrev', 'sessions', ARRAY['sessions_cache_invalidation', 'sessions_cache_flush'],
-                    'sessions carries the cache invalidation triggers');
+SELECT triggers_are('sessrev', 'sessions', ARRAY['sessions_cache_invalidation', 'sessions_cache_flush',
+                                                 'sessions_final_state'],
+                    'sessions carries the cache invalidation triggers and the final-state rule');
 SELECT is(ARRAY(SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = 'sessrev.sessions'::regclass
-                 AND NOT tgisinternal ORDER BY tgname), ARRAY['A', 'A'],
+                 AND NOT tgisinternal AND tgname LIKE 'sessions_cache%' ORDER BY tgname), ARRAY['A', 'A'],
           'the cache triggers fire even under session_replication_role = replica');
 SELECT has_function('sessrev', 'cache_stats', '{}'::name[], 'cache_stats()');
 

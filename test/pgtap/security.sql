@@ -167,6 +167,8 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_session(uuid,text,text)'
   FROM sessrev.revoke_session(:'h3_id', 'sectap hostile', 'sectap') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_token(text,text,text)', string_agg(r::text, ';')
   FROM sessrev.revoke_token(:'h4_tok', 'sectap hostile', 'sectap') r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.jwt_issued_at(text)', string_agg(r::text, ';')
+  FROM sessrev.jwt_issued_at('sectap-h') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.rotate_token(text)', string_agg(r::text, ';')
   FROM sessrev.rotate_token(:'h1_tok') r;
 -- The rotated-out token, within sessrev.reuse_interval: the retired-token branch.
@@ -489,7 +491,8 @@ SELECT is(ARRAY(SELECT t.state FROM sectap_states t
           ARRAY['live'], 'extend_session extends the live session only (NULL for the others)');
 SELECT is(ARRAY(SELECT t.state FROM sectap_states t
                  WHERE sessrev.revoke_session(t.id, 'sectap', 'sectap') ORDER BY t.state),
-          ARRAY['live'], 'revoke_session revokes the live session only (false for the others)');
+          ARRAY['expired', 'idle', 'live'],
+          'revoke_session revokes every session not yet revoked, expired and idle ones too (1.5)');
 RESET sessrev.idle_timeout;
 RESET sessrev.reuse_interval;
 
@@ -594,7 +597,10 @@ SELECT throws_ok($$SELECT sessrev.revoke_jwt('sectap-jti-long', now() + interval
 SELECT is(sessrev.is_revoked(:'r1_id'::uuid), false, 'the refused revocations revoked nothing');
 SELECT is(sessrev.revoke_session(:'r1_id', repeat('x', 1024)), true, 'a reason of exactly 1024 bytes is accepted');
 
--- Without revoked_by, the actor is session_user (not the definer, not a NULL).
+-- Without revoked_by and without a current session, the audit names no
+-- application actor; db_role is session_user (not the definer), and the
+-- session row's revoked_by falls back to it.
+SELECT sessrev.forget_current_session() \g /dev/null
 GRANT USAGE ON SCHEMA sessrev TO sectap_admin;
 GRANT EXECUTE ON FUNCTION sessrev.revoke_session(uuid, text, text),
                           sessrev.revoke_user_sessions(text, text, text, uuid),
@@ -609,20 +615,22 @@ SELECT sessrev.revoke_jwt('sectap-jti-actor', now() + interval '1 hour') \g /dev
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT revoked_by FROM sessrev.sessions WHERE id = :'ac1_id'), 'sectap_admin',
           'revoke_session without revoked_by records session_user in sessions.revoked_by');
-SELECT is(ARRAY(SELECT coalesce(actor, '(null)') FROM sessrev.session_audit_log WHERE session_id = :'ac1_id'
-                   AND action = 'SESSION_REVOKED'), ARRAY['sectap_admin'],
-          'revoke_session without revoked_by audits session_user as the actor');
+SELECT is(ARRAY(SELECT coalesce(actor, '(null)') || ' as ' || db_role FROM sessrev.session_audit_log
+                 WHERE session_id = :'ac1_id' AND action = 'SESSION_REVOKED'), ARRAY['(null) as sectap_admin'],
+          'revoke_session without revoked_by audits no actor and session_user as db_role');
 SELECT is((SELECT revoked_by FROM sessrev.sessions WHERE id = :'ac2_id'), 'sectap_admin',
           'revoke_user_sessions without revoked_by records session_user in sessions.revoked_by');
-SELECT is(ARRAY(SELECT action || ': ' || coalesce(actor, '(null)') FROM sessrev.session_audit_log
+SELECT is(ARRAY(SELECT action || ': ' || coalesce(actor, '(null)') || ' as ' || db_role FROM sessrev.session_audit_log
                  WHERE user_id = 'sectap-actor-2' AND action <> 'SESSION_CREATED' ORDER BY id),
-          ARRAY['SESSION_REVOKED: sectap_admin', 'REVOKE_ALL_USER: sectap_admin', 'USER_TOKENS_CUTOFF: sectap_admin'],
-          'revoke_user_sessions without revoked_by audits session_user as the actor of every row');
+          ARRAY['SESSION_REVOKED: (null) as sectap_admin', 'REVOKE_ALL_USER: (null) as sectap_admin',
+                'USER_TOKENS_CUTOFF: (null) as sectap_admin'],
+          'revoke_user_sessions without revoked_by audits session_user as db_role of every row');
 SELECT is((SELECT revoked_by FROM sessrev.jwt_denylist WHERE jti = 'sectap-jti-actor'), 'sectap_admin',
           'revoke_jwt without revoked_by records session_user in jwt_denylist.revoked_by');
-SELECT is(ARRAY(SELECT coalesce(actor, '(null)') FROM sessrev.session_audit_log
-                 WHERE action = 'JWT_REVOKED' AND details ->> 'jti' = 'sectap-jti-actor'), ARRAY['sectap_admin'],
-          'revoke_jwt without revoked_by audits session_user as the actor');
+SELECT is(ARRAY(SELECT coalesce(actor, '(null)') || ' as ' || db_role FROM sessrev.session_audit_log
+                 WHERE action = 'JWT_REVOKED' AND details ->> 'jti' = 'sectap-jti-actor'),
+          ARRAY['(null) as sectap_admin'],
+          'revoke_jwt without revoked_by audits no actor and session_user as db_role');
 
 -- The current session is forgotten whenever its validation does not stand.
 SELECT session_id AS cs_id, token AS cs_tok FROM sessrev.create_session('sectap-cs') \gset
@@ -661,11 +669,11 @@ SELECT sessrev.revoke_all_sessions() \g /dev/null
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT revoked_by FROM sessrev.sessions WHERE id = :'ac3_id'), 'sectap_admin',
           'revoke_all_sessions without revoked_by records session_user in sessions.revoked_by');
-SELECT is(ARRAY(SELECT action || ': ' || coalesce(actor, '(null)') FROM sessrev.session_audit_log
+SELECT is(ARRAY(SELECT action || ': ' || coalesce(actor, '(null)') || ' as ' || db_role FROM sessrev.session_audit_log
                  WHERE (session_id = :'ac3_id' AND action = 'SESSION_REVOKED')
                     OR (action = 'REVOKE_ALL' AND details ->> 'reason' = 'Emergency revocation') ORDER BY id),
-          ARRAY['SESSION_REVOKED: sectap_admin', 'REVOKE_ALL: sectap_admin'],
-          'revoke_all_sessions without revoked_by audits session_user as the actor');
+          ARRAY['SESSION_REVOKED: (null) as sectap_admin', 'REVOKE_ALL: (null) as sectap_admin'],
+          'revoke_all_sessions without revoked_by audits session_user as db_role');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -44,9 +44,12 @@ RESET sessrev.idle_timeout;
 UPDATE sessrev.sessions SET revoked = true, revoked_at = now()
  WHERE id = (SELECT session_id FROM states WHERE state = 'active');
 SELECT sessrev.is_revoked(token) AS active_after_direct_update FROM states WHERE state = 'active';
+-- Revoked is final (1.5): not even the tables' owner can make it live again.
 UPDATE sessrev.sessions SET revoked = false, revoked_at = NULL
  WHERE id = (SELECT session_id FROM states WHERE state = 'active');
-SELECT sessrev.is_revoked(token) AS active_after_unrevoke FROM states WHERE state = 'active';
-DELETE FROM sessrev.sessions WHERE id = (SELECT session_id FROM states WHERE state = 'active');
-SELECT sessrev.is_revoked(token) AS active_after_delete, sessrev.is_revoked(session_id) AS by_id
-  FROM states WHERE state = 'active';
+SELECT sessrev.is_revoked(token) AS active_after_refused_unrevoke FROM states WHERE state = 'active';
+-- A live session deleted (last active 1900 is live without an idle timeout).
+SELECT sessrev.is_revoked(token) AS live_before_delete FROM states WHERE state = 'last active 1900';
+DELETE FROM sessrev.sessions WHERE id = (SELECT session_id FROM states WHERE state = 'last active 1900');
+SELECT sessrev.is_revoked(token) AS live_after_delete, sessrev.is_revoked(session_id) AS by_id
+  FROM states WHERE state = 'last active 1900';

@@ -91,11 +91,12 @@ $ghost =~ s/\n.*//s;
 is(sql("SELECT sessrev.is_revoked('$ghost')"), 't', 'a session created in a rolled-back transaction is refused');
 my ($unrevoked_id, $unrevoked) = new_session('unrevoke-user');
 sql("SELECT sessrev.revoke_session('$unrevoked_id')");
-sql(qq{BEGIN;
+my (undef, undef, $unrevoke_error) = $node->psql('postgres', qq{BEGIN;
 	UPDATE sessrev.sessions SET revoked = false, revoked_at = NULL WHERE id = '$unrevoked_id';
 	SELECT sessrev.is_revoked('$unrevoked');
 	ROLLBACK;});
-is(sql("SELECT sessrev.is_revoked('$unrevoked')"), 't', 'a rolled-back un-revocation is not cached');
+like($unrevoke_error, qr/final/, 'an un-revocation is refused (revoked is final)');
+is(sql("SELECT sessrev.is_revoked('$unrevoked')"), 't', 'and the session stays revoked');
 
 # Prepared transactions: 015_prepared_transactions.pl.
 

@@ -59,7 +59,7 @@ my @warnings = (slurp_file($node->logfile) =~ /cache no longer serves database "
 is(scalar @warnings, 1, 'the restore was warned once that the cache stopped serving the database');
 is(sql('target', $jwt_checks), 'true/true/false', 'restored denylisted jti and cut-off are refused at once');
 is(sql('target', q{SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger
-                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'OO',
+                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'OOO',
 	'the restore left the triggers ordinary (ENABLE TRIGGER ALL)');
 
 my ($token) = split /\|/, sql('target', q{SELECT token FROM sessrev.create_session('alice')});
@@ -75,7 +75,8 @@ is(sql('target', 'SELECT hits FROM sessrev.cache_stats()'), $hits, 'while disarm
 
 sql('target', 'SELECT sessrev.arm_triggers()');
 is(sql('target', q{SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger
-                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'AA', 'arm_triggers re-arms them');
+                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'AAO',
+	'arm_triggers re-arms the cache triggers (ALWAYS) and the final-state rule (ordinary)');
 check_twice('target', $token2);
 cmp_ok(sql('target', 'SELECT hits FROM sessrev.cache_stats()'), '>', $hits, 'and the cache serves again');
 is(sql('target', $jwt_checks), 'true/true/false', 'with the restored rows still refused');
@@ -99,7 +100,7 @@ like($prep_err, qr/cannot PREPARE a transaction that changed sessrev's triggers/
 	'PREPARE TRANSACTION of a transaction that disarms the triggers is refused');
 is(sql('target', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'and nothing stays prepared');
 is(sql('target', q{SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger
-                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'AA', 'the triggers stay armed');
+                    WHERE tgrelid = 'sessrev.sessions'::regclass}), 'AAO', 'the triggers stay armed');
 
 # --- Readers never wait for writers ------------------------------------------
 my $writer = $node->background_psql('target');
