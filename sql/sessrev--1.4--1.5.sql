@@ -22,6 +22,144 @@ COMMENT ON FUNCTION sessrev.sessions_final_state() IS
 CREATE TRIGGER sessions_final_state BEFORE UPDATE ON sessrev.sessions
     FOR EACH ROW EXECUTE FUNCTION sessrev.sessions_final_state();
 
+--------------------------------------------------------------------------------
+-- Revocations that wait for no one. A revocation updates the rows it can lock
+-- at once; a row another transaction holds (an end user's open or prepared
+-- transaction) is revoked by a row here instead, an insert that waits for no
+-- one, which every check reads beside the session's row; the worker folds it
+-- into the row later. A user's JWT cut-off whose row is held is recorded here
+-- too. The emergency logout is the global cut-off alone.
+--------------------------------------------------------------------------------
+
+CREATE TABLE sessrev.pending_revocations (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session_id uuid,
+    user_id    text,
+    not_before timestamptz,
+    reason     text,
+    actor      text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT pending_revocations_one_target CHECK (
+        (session_id IS NOT NULL AND user_id IS NULL AND not_before IS NULL)
+        OR (session_id IS NULL AND user_id IS NOT NULL AND not_before IS NOT NULL))
+);
+COMMENT ON TABLE sessrev.pending_revocations IS
+    'Revocations recorded apart from rows another transaction held: a session (session_id) or a user''s JWT cut-off (user_id, not_before). Checks read them beside the rows; the worker folds them in. No unique key, so that recording one never waits.';
+CREATE INDEX pending_revocations_session_idx ON sessrev.pending_revocations (session_id)
+    WHERE session_id IS NOT NULL;
+CREATE INDEX pending_revocations_user_idx ON sessrev.pending_revocations (user_id)
+    WHERE user_id IS NOT NULL;
+COMMENT ON INDEX sessrev.pending_revocations_pkey IS 'One row per recorded revocation.';
+COMMENT ON INDEX sessrev.pending_revocations_session_idx IS 'What checks probe for a session.';
+COMMENT ON INDEX sessrev.pending_revocations_user_idx IS 'What JWT checks probe for a user''s cut-off.';
+SELECT pg_catalog.pg_extension_config_dump('sessrev.pending_revocations', '');
+SELECT pg_catalog.pg_extension_config_dump('sessrev.pending_revocations_id_seq', '');
+
+CREATE FUNCTION sessrev.pending_revocations_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pending_revocations_changed';
+COMMENT ON FUNCTION sessrev.pending_revocations_changed() IS
+    'Cache trigger on sessrev.pending_revocations: empties the database''s cache entries at commit and adds a JWT cut-off''s user to the user filter before it.';
+CREATE TRIGGER pending_revocations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON sessrev.pending_revocations FOR EACH STATEMENT EXECUTE FUNCTION sessrev.pending_revocations_changed();
+CREATE TRIGGER pending_revocations_cache_rows AFTER INSERT OR UPDATE ON sessrev.pending_revocations
+    FOR EACH ROW EXECUTE FUNCTION sessrev.pending_revocations_changed();
+ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache,
+                                        ENABLE ALWAYS TRIGGER pending_revocations_cache_rows;
+
+CREATE FUNCTION sessrev.session_revoked_apart(session_id uuid, created_at timestamptz) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'session_revoked_apart';
+COMMENT ON FUNCTION sessrev.session_revoked_apart(uuid, timestamptz) IS
+    'The part of the rule for a live session that its row does not hold: true when the global cut-off (revoke_all_sessions) or a pending revocation revokes it. A session is live when session_is_live holds of its row and this is false.';
+
+-- The view, and every listing over it, applies the whole rule.
+CREATE OR REPLACE VIEW sessrev.active_sessions AS
+SELECT id, user_id, device_info, ip_address, user_agent, metadata,
+       created_at, last_active_at, expires_at
+  FROM sessrev.sessions
+ WHERE NOT revoked AND sessrev.session_is_live(revoked, expires_at, last_active_at)
+   AND NOT sessrev.session_revoked_apart(id, created_at);
+
+-- A user's JWT cut-off, recorded apart when another transaction holds the
+-- user's row (NOWAIT), so that it never waits.
+CREATE FUNCTION sessrev.record_user_token_cutoff(user_id text, cutoff timestamptz) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- A first cut-off of the user being inserted by an open transaction makes
+    -- the INSERT wait: past this, it is recorded apart instead.
+    SET lock_timeout = '10ms'
+    AS $$
+BEGIN
+    BEGIN
+        PERFORM FROM sessrev.user_token_cutoffs c
+         WHERE c.user_id = record_user_token_cutoff.user_id FOR UPDATE NOWAIT;
+        INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+        VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff)
+        ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+        DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = now();
+    EXCEPTION WHEN lock_not_available THEN
+        INSERT INTO sessrev.pending_revocations (user_id, not_before)
+        VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff);
+    END;
+END
+$$;
+COMMENT ON FUNCTION sessrev.record_user_token_cutoff(text, timestamptz) IS
+    'Internal: moves the user''s JWT cut-off forward, or records it in pending_revocations when another transaction holds the user''s row; never waits.';
+
+-- Folds pending revocations into the rows, where no one holds them; run by
+-- the worker, and by cleanup_expired_sessions.
+CREATE FUNCTION sessrev.apply_pending_revocations() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET lock_timeout = '10ms'
+    AS $$
+DECLARE
+    v_done integer := 0;
+    v_rows integer;
+    r      record;
+BEGIN
+    WITH p AS (
+        SELECT DISTINCT ON (session_id) session_id, reason, actor
+          FROM sessrev.pending_revocations
+         WHERE session_id IS NOT NULL ORDER BY session_id, id),
+    locked AS (
+        SELECT s.id, p.reason, p.actor FROM sessrev.sessions s JOIN p ON s.id = p.session_id
+         WHERE NOT s.revoked ORDER BY s.id FOR UPDATE OF s SKIP LOCKED)
+    UPDATE sessrev.sessions s
+       SET revoked = true, revoked_at = now(), revoked_reason = locked.reason,
+           revoked_by = coalesce(locked.actor, 'sessrev')
+      FROM locked WHERE s.id = locked.id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_done := v_rows;
+    -- Done where the row now says revoked, or is gone.
+    DELETE FROM sessrev.pending_revocations p
+     WHERE p.session_id IS NOT NULL
+       AND NOT EXISTS (SELECT FROM sessrev.sessions s WHERE s.id = p.session_id AND NOT s.revoked);
+    FOR r IN SELECT p.id, p.user_id, p.not_before FROM sessrev.pending_revocations p
+              WHERE p.user_id IS NOT NULL ORDER BY p.id LOOP
+        BEGIN
+            PERFORM FROM sessrev.user_token_cutoffs c WHERE c.user_id = r.user_id FOR UPDATE NOWAIT;
+            INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+            VALUES (r.user_id, r.not_before)
+            ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+            DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = now();
+            DELETE FROM sessrev.pending_revocations p WHERE p.id = r.id;
+            v_done := v_done + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;  -- still held: a later run folds it
+        END;
+    END LOOP;
+    RETURN v_done;
+END
+$$;
+COMMENT ON FUNCTION sessrev.apply_pending_revocations() IS
+    'Internal: folds pending revocations into the session rows and JWT cut-offs that no one holds; returns how many. Run by the worker and by cleanup_expired_sessions.';
+
+REVOKE EXECUTE ON FUNCTION sessrev.record_user_token_cutoff(text, timestamptz),
+                           sessrev.apply_pending_revocations(),
+                           sessrev.pending_revocations_changed() FROM PUBLIC;
+
 -- arm_triggers, which ends a restore made with the triggers disabled, enables
 -- the rule again too.
 CREATE OR REPLACE FUNCTION sessrev.arm_triggers() RETURNS void
@@ -38,6 +176,112 @@ BEGIN
                                            ENABLE ALWAYS TRIGGER user_token_cutoffs_cache_truncate;
     ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache,
                                             ENABLE ALWAYS TRIGGER global_token_cutoff_cache_truncate;
+    ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache,
+                                            ENABLE ALWAYS TRIGGER pending_revocations_cache_rows;
+END
+$$;
+
+-- The session limit counts only sessions live by the whole rule.
+CREATE OR REPLACE FUNCTION sessrev.create_session(
+    user_id     text,
+    ttl         interval DEFAULT NULL,
+    ip_address  inet     DEFAULT NULL,
+    user_agent  text     DEFAULT NULL,
+    device_info text     DEFAULT NULL,
+    metadata    jsonb    DEFAULT '{}'
+)
+RETURNS TABLE (session_id uuid, token text, expires_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    -- A fresh token on every call: a session id is never chosen by the client.
+    v_token   text := sessrev.generate_token(32);
+    v_ttl     interval := coalesce(create_session.ttl,
+                                   current_setting('sessrev.session_ttl')::interval);
+    v_max_ttl interval := current_setting('sessrev.max_ttl')::interval;
+    v_limit   integer := current_setting('sessrev.max_sessions_per_user')::integer;
+    v_device  text;
+    v_id      uuid;
+    v_expires timestamptz;
+BEGIN
+    IF create_session.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF create_session.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_id) > 256 THEN
+        RAISE EXCEPTION 'user_id is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    -- Compared as intervals first: now() + a huge ttl would overflow (22008).
+    IF v_ttl <= interval '0' THEN
+        RAISE EXCEPTION 'ttl must be positive, got %', v_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_ttl > v_max_ttl OR now() + v_ttl > now() + v_max_ttl THEN
+        RAISE EXCEPTION 'ttl % is longer than sessrev.max_ttl (%)', v_ttl, v_max_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF now() + v_ttl <= now() THEN
+        RAISE EXCEPTION 'ttl must be positive, got %', v_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_agent) > 1024 THEN
+        RAISE EXCEPTION 'user_agent is longer than 1024 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF octet_length(create_session.device_info) > 256 THEN
+        RAISE EXCEPTION 'device_info is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF create_session.metadata IS NOT NULL AND jsonb_typeof(create_session.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, got %', jsonb_typeof(create_session.metadata)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.metadata::text) > 8192 THEN
+        RAISE EXCEPTION 'metadata is larger than 8192 bytes'
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+
+    IF v_limit > 0 THEN
+        -- Concurrent logins of one user count against the limit one at a time,
+        -- under a lock that no role can hold to stop them (unlike 1.0's
+        -- advisory lock).
+        PERFORM sessrev.lock_user_sessions(create_session.user_id);
+    END IF;
+    v_device := coalesce(create_session.device_info,
+                         sessrev.device_from_user_agent(create_session.user_agent));
+    INSERT INTO sessrev.sessions AS s
+           (user_id, token_hash, device_info, ip_address, user_agent, metadata, expires_at)
+    VALUES (create_session.user_id, sessrev.hash_token(v_token), v_device,
+            create_session.ip_address, create_session.user_agent,
+            coalesce(create_session.metadata, '{}'), now() + v_ttl)
+    RETURNING s.id, s.expires_at INTO v_id, v_expires;
+
+    INSERT INTO sessrev.session_audit_log
+           (session_id, user_id, action, actor, ip_address, user_agent, details)
+    VALUES (v_id, create_session.user_id, 'SESSION_CREATED', create_session.user_id,
+            create_session.ip_address, create_session.user_agent,
+            jsonb_build_object('device_info', v_device, 'expires_at', v_expires));
+
+    IF v_limit > 0 THEN
+        -- Revoked one by one in id order, the lock order of every revocation.
+        PERFORM sessrev.revoke_session(e.id, 'Session limit', 'sessrev')
+           FROM (SELECT s.id FROM sessrev.sessions s
+                  WHERE s.user_id = create_session.user_id
+                    AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+                    AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
+                  ORDER BY s.id = v_id DESC, s.last_active_at DESC, s.created_at DESC
+                 OFFSET v_limit) e
+          ORDER BY e.id;
+    END IF;
+
+    -- The first request after login is a cache hit (filled at COMMIT).
+    PERFORM sessrev.warm_session_cache(v_token);
+    RETURN QUERY SELECT v_id, v_token, v_expires;
 END
 $$;
 
@@ -207,11 +451,10 @@ BEGIN
     IF revoke_user_tokens_before.cutoff > now() THEN
         RAISE EXCEPTION 'cutoff must not be in the future' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- A cut-off only moves forward: an earlier one must not revive revoked tokens.
-    INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
-    VALUES (revoke_user_tokens_before.user_id, revoke_user_tokens_before.cutoff)
-    ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
-    DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = now();
+    -- A cut-off only moves forward: an earlier one must not revive revoked
+    -- tokens. Never waits for a transaction holding the user's row.
+    PERFORM sessrev.record_user_token_cutoff(revoke_user_tokens_before.user_id,
+                                             revoke_user_tokens_before.cutoff);
     INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
     VALUES (revoke_user_tokens_before.user_id, 'USER_TOKENS_CUTOFF', sessrev.current_user_id(),
             jsonb_build_object('not_before', revoke_user_tokens_before.cutoff));
@@ -304,6 +547,7 @@ BEGIN
        SET token_hash = sessrev.hash_token(v_new), last_active_at = now()
      WHERE s.token_hash = v_old
        AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+       AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
     RETURNING s.id, s.user_id, s.expires_at INTO v_id, v_user, v_expires;
     IF NOT FOUND THEN
         RETURN;
@@ -359,7 +603,21 @@ BEGIN
                    'sessrev.current_session_id(), sessrev.current_user_id(), sessrev.my_sessions(), '
                    'sessrev.revoke_my_session(uuid), sessrev.revoke_my_other_sessions(), '
                    'sessrev.revoke_token(text, text, text), sessrev.rotate_token(text), '
-                   'sessrev.session_is_live(boolean, timestamptz, timestamptz) TO %s', role);
+                   'sessrev.session_is_live(boolean, timestamptz, timestamptz), '
+                   'sessrev.session_revoked_apart(uuid, timestamptz) TO %s', role);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.grant_auditor(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA sessrev TO %s', role);
+    EXECUTE format('GRANT SELECT ON sessrev.session_audit_log, sessrev.active_sessions TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.session_is_live(boolean, timestamptz, timestamptz), '
+                   'sessrev.session_revoked_apart(uuid, timestamptz), '
+                   'sessrev.cache_stats(), sessrev.session_cache_stats(), sessrev.worker_status() TO %s', role);
 END
 $$;
 
@@ -383,9 +641,10 @@ END
 $$;
 
 REVOKE EXECUTE ON FUNCTION sessrev.outer_role_may_execute(regprocedure), sessrev.jwt_issued_at(text),
-                           sessrev.sessions_final_state() FROM PUBLIC;
+                           sessrev.sessions_final_state(), sessrev.session_revoked_apart(uuid, timestamptz)
+                   FROM PUBLIC;
 
--- Roles granted the backend profile before 1.5 get what it now holds.
+-- Roles granted a profile before 1.5 get what it now holds.
 DO $$
 DECLARE
     v_role regrole;
@@ -399,6 +658,19 @@ BEGIN
            AND a.grantee OPERATOR(pg_catalog.<>) 0
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.jwt_issued_at(text) TO %s', v_role);
+    END LOOP;
+    -- Whoever may apply the rule's first part (the grant profiles) gets its second.
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=)
+               'sessrev.session_is_live(boolean, timestamptz, timestamptz)'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.session_revoked_apart(uuid, timestamptz) TO %s',
+                                  v_role);
     END LOOP;
 END
 $$;

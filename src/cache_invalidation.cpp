@@ -10,6 +10,7 @@
 #include "standby_records.hpp"
 #include "token.hpp"
 #include "trigger_arming.hpp"
+#include "worker.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -37,6 +38,7 @@ bool any_pending = false;
 bool flush_at_commit = false;
 bool global_cutoff_changed = false;
 bool pending_changes = false;
+bool revocations_recorded = false;  // rows added to pending_revocations
 // The keys themselves, for hot standbys (standby_records.hpp): their buckets
 // depend on each server's secret. Past the limit, the standby flushes.
 constexpr int max_keys = 256;
@@ -57,6 +59,7 @@ void forget() {
     flush_at_commit = false;
     global_cutoff_changed = false;
     pending_changes = false;
+    revocations_recorded = false;
 }
 
 void apply() {
@@ -99,6 +102,7 @@ void on_transaction_end(XactEvent event, void *) {
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
             if (pending_changes) apply();
+            if (revocations_recorded) worker::request_apply();
             forget();
             break;
         case XACT_EVENT_ABORT:
@@ -265,6 +269,8 @@ SESSREV_FUNCTION(jwt_tables_changed) {
     TriggerEvent event = trigger->tg_event;
     if (relid == l.global_cutoff) {
         global_cutoff_changed = true;
+        // The emergency logout's cut-off revokes sessions too (pending_revocations.hpp).
+        if (sessrev::cache::enabled()) flush_at_commit = true;
         return PointerGetDatum(nullptr);
     }
     if (TRIGGER_FIRED_BY_TRUNCATE(event) || !TRIGGER_FIRED_FOR_ROW(event)) {
@@ -289,5 +295,30 @@ SESSREV_FUNCTION(jwt_tables_changed) {
             record(key);
         }
     }
+    return PointerGetDatum(nullptr);
+}
+
+// pending_revocations_changed(): AFTER INSERT OR UPDATE OR DELETE (per row) and
+// AFTER TRUNCATE trigger on pending_revocations (SQL 1.5). A revocation
+// recorded apart changes what checks answer for sessions the cache may hold:
+// the whole database's entries go at commit (such revocations are rare: they
+// happen only while another transaction holds a revoked row). A user's JWT
+// cut-off among them joins the user filter before the commit, as
+// user_token_cutoffs' rows do.
+SESSREV_FUNCTION(pending_revocations_changed) {
+    using namespace sessrev::invalidation;
+    namespace jwt_cache = sessrev::jwt_cache;
+    TriggerData *trigger = trigger_data(fcinfo, "pending_revocations_changed");
+    if (!sessrev::cache::enabled() && !jwt_cache::enabled()) return PointerGetDatum(nullptr);
+    pending_changes = true;
+    if (sessrev::cache::enabled()) flush_at_commit = true;
+    const TriggerEvent event = trigger->tg_event;
+    if (TRIGGER_FIRED_BY_INSERT(event)) revocations_recorded = true;
+    if (!jwt_cache::enabled() || !TRIGGER_FIRED_FOR_ROW(event) || TRIGGER_FIRED_BY_DELETE(event))
+        return PointerGetDatum(nullptr);
+    HeapTuple new_row = TRIGGER_FIRED_BY_UPDATE(event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
+    sessrev::token::Hash hash;
+    if (hash_of(new_row, RelationGetDescr(trigger->tg_relation), "user_id", &hash))
+        add_to_filter(jwt_cache::Filter::user, hash);
     return PointerGetDatum(nullptr);
 }

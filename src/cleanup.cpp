@@ -1,5 +1,6 @@
 #include "cleanup.hpp"
 
+#include "session_lookup.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -172,6 +173,12 @@ void write_audit(const Counts &counts, const char *actor) {
                        CStringGetTextDatum(actor),    Int64GetDatum(counts.retired)};
     int rc = SPI_execute_with_args(audit_query, 6, types, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "sessrev: could not write the CLEANUP audit row");
+}
+
+void apply_pending() {
+    if (!OidIsValid(lookup::layout().pending)) return;
+    if (SPI_execute("SELECT sessrev.apply_pending_revocations()", false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "sessrev: could not apply pending revocations");
 }
 
 }  // namespace sessrev::cleanup

@@ -66,4 +66,8 @@ void unlock_session_level();
 // Writes the CLEANUP audit row. SPI must be connected.
 void write_audit(const Counts &counts, const char *actor);
 
+// Folds pending revocations into their rows (pending_revocations.hpp), where
+// the database has them (SQL 1.5); SPI connected, in a transaction.
+void apply_pending();
+
 }  // namespace sessrev::cleanup

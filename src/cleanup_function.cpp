@@ -23,6 +23,7 @@ SESSREV_FUNCTION(cleanup_expired_sessions) {
         SPI_finish();
         PG_RETURN_INT32(0);
     }
+    cleanup::apply_pending();
     const cleanup::Cutoffs cutoffs = cleanup::cutoffs(expired_retention, revoked_retention);
     cleanup::Counts counts;
     for (cleanup::Target target : cleanup::targets) {

@@ -85,6 +85,10 @@ bool jti_denylisted(bool usable, Datum jti) {
 
 }  // namespace
 
+bool sessrev::jwt::global_cutoff_cached(TimestampTz *not_before) {
+    return ::global_cutoff(cache_usable(), not_before);
+}
+
 // is_jwt_revoked(jti text, user_id text, issued_at timestamptz) RETURNS boolean
 SESSREV_FUNCTION(is_jwt_revoked) {
     using sessrev::SqlError;

@@ -1,5 +1,6 @@
 #include "jwt_lookup.hpp"
 
+#include "pending_revocations.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
@@ -31,8 +32,15 @@ bool jti_denylisted(Datum jti) {
 
 bool user_cutoff(Datum user_id, TimestampTz *not_before) {
     const lookup::Layout l = lookup::layout();
-    return not_before_of(l.user_cutoffs, l.user_cutoffs_pkey, F_TEXTEQ, user_id, l.user_not_before,
-                         not_before);
+    bool found = not_before_of(l.user_cutoffs, l.user_cutoffs_pkey, F_TEXTEQ, user_id, l.user_not_before,
+                               not_before);
+    // A cut-off recorded apart, while the user's row was held (pending_revocations.hpp).
+    TimestampTz pending;
+    if (pending::user_jwt_cutoff(user_id, &pending) && (!found || pending > *not_before)) {
+        *not_before = pending;
+        found = true;
+    }
+    return found;
 }
 
 bool global_cutoff(TimestampTz *not_before) {

@@ -14,5 +14,7 @@ bool jti_denylisted(Datum jti);
 // True and sets not_before when the user has a cut-off.
 bool user_cutoff(Datum user_id, TimestampTz *not_before);
 bool global_cutoff(TimestampTz *not_before);
+// The same, from the shared-memory cache where it may serve (jwt_check.cpp).
+bool global_cutoff_cached(TimestampTz *not_before);
 
 }  // namespace sessrev::jwt

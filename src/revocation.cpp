@@ -27,11 +27,13 @@ constexpr uint16 user_lock_space = 0x7373;
 
 // Locking the targets in id order first gives every revocation the same lock
 // order. Every row not yet revoked is revoked, live or not. The audit rows of one
-// revocation follow each other by user, then session id.
-constexpr const char *revoke_template = R"SQL(
+// revocation follow each other by user, then session id. A database still at
+// SQL 1.4 has no pending_revocations: there a revocation waits for the rows it
+// revokes, as 1.4 did.
+constexpr const char *revoke_waiting_template = R"SQL(
 WITH target AS (
     SELECT id FROM sessrev.sessions
-     WHERE %s AND NOT revoked
+     WHERE %1$s AND NOT revoked
      ORDER BY id FOR UPDATE
 ), revoked AS (
     UPDATE sessrev.sessions s
@@ -46,6 +48,39 @@ WITH target AS (
       FROM revoked ORDER BY user_id, id
 )
 SELECT pg_catalog.count(*) FROM revoked
+)SQL";
+
+// SQL 1.5: never waits. A row that another transaction holds (SKIP LOCKED
+// passes it by) is revoked by a pending revocation instead, an insert that
+// waits for no one; the worker folds it into the row later.
+constexpr const char *revoke_template = R"SQL(
+WITH target AS (
+    SELECT id FROM sessrev.sessions
+     WHERE %1$s AND NOT revoked
+     ORDER BY id FOR UPDATE SKIP LOCKED
+), revoked AS (
+    UPDATE sessrev.sessions s
+       SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
+           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
+      FROM target t
+     WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
+ RETURNING s.id, s.user_id
+), held AS (
+    SELECT id, user_id FROM sessrev.sessions h
+     WHERE %1$s AND NOT h.revoked
+       AND NOT EXISTS (SELECT FROM target t WHERE t.id OPERATOR(pg_catalog.=) h.id)
+       AND NOT EXISTS (SELECT FROM sessrev.pending_revocations p
+                        WHERE p.session_id OPERATOR(pg_catalog.=) h.id)
+), recorded AS (
+    INSERT INTO sessrev.pending_revocations (session_id, reason, actor)
+    SELECT id, $4, COALESCE($5, SESSION_USER::pg_catalog.text) FROM held
+), audit AS (
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+    SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
+      FROM (SELECT id, user_id FROM revoked UNION ALL SELECT id, user_id FROM held) a
+     ORDER BY user_id, id
+)
+SELECT (SELECT pg_catalog.count(*) FROM revoked) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM held)
 )SQL";
 
 const char *filter_of(Scope scope) {
@@ -70,14 +105,18 @@ void lock_user(Datum user_id) {
     LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+bool never_waits() { return OidIsValid(lookup::layout().pending); }
+
 int64 revoke(const Request &r) {
-    if (r.scope == Scope::user) lock_user(r.user_id);
-    // Waits for every transaction writing sessions to end, and holds off new
-    // ones: a transaction that revoked or created several sessions of its own
-    // cannot then wait for rows this one locked.
-    if (r.scope == Scope::all) LockRelationOid(lookup::layout().sessions, ShareRowExclusiveLock);
-    char sql[2048];
-    const int length = snprintf(sql, sizeof sql, revoke_template, filter_of(r.scope));
+    const bool skip_held = never_waits();
+    if (!skip_held) {
+        // SQL 1.4: waits, in an order that cannot deadlock.
+        if (r.scope == Scope::user) lock_user(r.user_id);
+        if (r.scope == Scope::all) LockRelationOid(lookup::layout().sessions, ShareRowExclusiveLock);
+    }
+    char sql[4096];
+    const int length =
+        snprintf(sql, sizeof sql, skip_held ? revoke_template : revoke_waiting_template, filter_of(r.scope));
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql)
         elog(ERROR, "sessrev: revocation query does not fit");
     Oid types[5] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID};

@@ -44,8 +44,10 @@ VALUES ($1, 'REVOKE_ALL_USER', $3,
 constexpr const char *user_cutoff =
     "SELECT sessrev.revoke_user_tokens_before($1, pg_catalog.now())";
 
+// The statement's clock, not the transaction's start: logins that began
+// after the transaction did and committed before this are before it too.
 constexpr const char *global_cutoff = R"SQL(
-INSERT INTO sessrev.global_token_cutoff AS g (not_before) VALUES (pg_catalog.now())
+INSERT INTO sessrev.global_token_cutoff AS g (not_before) VALUES (pg_catalog.clock_timestamp())
 ON CONFLICT ON CONSTRAINT global_token_cutoff_pkey
 DO UPDATE SET not_before = GREATEST(g.not_before, excluded.not_before),
               updated_at = pg_catalog.now()
@@ -89,17 +91,23 @@ SESSREV_FUNCTION(revoke_user_sessions) {
 }
 
 // revoke_all_sessions(reason text, revoked_by text) RETURNS integer: the
-// emergency global logout, which also sets the global JWT cut-off.
+// emergency global logout. Since SQL 1.5 it is the global cut-off alone: every
+// session and JWT created at or before it is refused from its commit on, at a
+// cost that does not grow with the sessions, touching no session row (so it
+// waits for no one and no one waits for it); it returns NULL, since counting
+// the sessions would. With SQL 1.4 it revokes each row and counts them.
 SESSREV_FUNCTION(revoke_all_sessions) {
     const Request r = request_of(fcinfo, Scope::all, 0, 1);
     SPI_connect();
-    const int64 count = sessrev::revocation::revoke(r);
+    const bool cutoff_only = sessrev::revocation::never_waits();
+    const int64 count = cutoff_only ? 0 : sessrev::revocation::revoke(r);
     run(global_cutoff, 0, nullptr, nullptr, nullptr, SPI_OK_INSERT);
     Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
     Datum values[3] = {r.reason, r.actor, Int64GetDatum(count)};
-    const char nulls[3] = {r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ', ' '};
+    const char nulls[3] = {r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ', cutoff_only ? 'n' : ' '};
     run(all_summary, 3, types, values, nulls, SPI_OK_INSERT);
     SPI_finish();
+    if (cutoff_only) PG_RETURN_NULL();
     PG_RETURN_INT32(static_cast<int32>(count));
 }
 

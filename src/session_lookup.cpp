@@ -1,6 +1,7 @@
 #include "session_lookup.hpp"
 #include "compat.hpp"
 
+#include "pending_revocations.hpp"
 #include "settings.hpp"
 #include "trigger_arming.hpp"
 
@@ -33,7 +34,7 @@ uint64 invalidations = 0;
 
 bool is_table_of(const Layout &l, Oid relid) {
     return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
-           relid == l.global_cutoff;
+           relid == l.global_cutoff || (OidIsValid(l.pending) && relid == l.pending);
 }
 
 // A change to a table's triggers also arrives here: the layout is read anew.
@@ -101,6 +102,18 @@ Layout read_layout(bool missing_ok) {
     fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
     fresh.user_id = get_attnum(fresh.sessions, "user_id");
     fresh.metadata = get_attnum(fresh.sessions, "metadata");
+    fresh.created_at = get_attnum(fresh.sessions, "created_at");
+    fresh.pending = get_relname_relid("pending_revocations", schema);
+    if (OidIsValid(fresh.pending)) {
+        fresh.pending_session_index = get_relname_relid("pending_revocations_session_idx", schema);
+        fresh.pending_user_index = get_relname_relid("pending_revocations_user_idx", schema);
+        fresh.pending_not_before = get_attnum(fresh.pending, "not_before");
+        if (!OidIsValid(fresh.pending_session_index) || !OidIsValid(fresh.pending_user_index)) {
+            if (missing_ok) return Layout{};
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                            errmsg("the indexes of sessrev.pending_revocations do not exist")));
+        }
+    }
     fresh.retired_session_id = get_attnum(fresh.retired_tokens, "session_id");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
@@ -144,8 +157,45 @@ bool times_are_live(const cache::Times &times) {
     return true;
 }
 
+namespace {
+
+struct First {
+    int n;
+    Datum *values;
+    bool *isnull;
+};
+
+bool keep_first(const Datum *values, const bool *isnull, void *arg) {
+    First *first = static_cast<First *>(arg);
+    for (int i = 0; i < first->n; i++) {
+        first->values[i] = values[i];
+        first->isnull[i] = isnull[i];
+    }
+    return false;
+}
+
+}  // namespace
+
 bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
                   const AttrNumber *attnums, Datum *values, bool *isnull) {
+    bool found = false;
+    First first{n, values, isnull};
+    struct Both {
+        bool *found;
+        First *first;
+    } both{&found, &first};
+    fetch_each(relid, indexid, equal, key, n, attnums,
+               [](const Datum *v, const bool *nulls, void *arg) {
+                   Both *b = static_cast<Both *>(arg);
+                   *b->found = true;
+                   return keep_first(v, nulls, b->first);
+               },
+               &both);
+    return found;
+}
+
+void fetch_each(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n, const AttrNumber *attnums,
+                bool (*visit)(const Datum *values, const bool *isnull, void *arg), void *arg) {
     Relation rel = table_open(relid, AccessShareLock);
     Relation index = index_open(indexid, AccessShareLock);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -155,37 +205,43 @@ bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
     IndexScanDesc scan = compat::index_beginscan(rel, index, snapshot, 1, 0);
     index_rescan(scan, &scan_key, 1, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
-    const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
     TupleDesc desc = RelationGetDescr(rel);
-    for (int i = 0; found && i < n; i++) {
-        values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
-        // The slot's buffer pin goes below: keep a copy of what it points to.
-        if (!isnull[i] && !TupleDescAttr(desc, attnums[i] - 1)->attbyval)
-            values[i] = TupleDescAttr(desc, attnums[i] - 1)->attlen == -1
-                            ? PointerGetDatum(PG_DETOAST_DATUM_COPY(values[i]))
-                            : datumCopy(values[i], false, TupleDescAttr(desc, attnums[i] - 1)->attlen);
+    Datum values[8];
+    bool isnull[8];
+    if (n > 8) elog(ERROR, "sessrev: fetch_each reads at most 8 columns");
+    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        for (int i = 0; i < n; i++) {
+            values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
+            // The slot's buffer pin goes below: keep a copy of what it points to.
+            if (!isnull[i] && !TupleDescAttr(desc, attnums[i] - 1)->attbyval)
+                values[i] = TupleDescAttr(desc, attnums[i] - 1)->attlen == -1
+                                ? PointerGetDatum(PG_DETOAST_DATUM_COPY(values[i]))
+                                : datumCopy(values[i], false, TupleDescAttr(desc, attnums[i] - 1)->attlen);
+        }
+        if (!visit(values, isnull, arg)) break;
     }
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(index, NoLock);
     table_close(rel, NoLock);
-    return found;
 }
 
 bool find_live_session(Key key, Datum value, cache::Times *times) {
     const Layout l = layout();
-    const AttrNumber attnums[3] = {l.revoked, l.expires_at, l.last_active_at};
-    Datum values[3];
-    bool isnull[3];
+    const AttrNumber attnums[5] = {l.revoked, l.expires_at, l.last_active_at, l.id, l.created_at};
+    Datum values[5];
+    bool isnull[5];
     if (!fetch_unique(l.sessions, key == Key::token_hash ? l.token_index : l.id_index,
-                      key == Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 3, attnums, values,
+                      key == Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 5, attnums, values,
                       isnull))
         return false;
-    if (isnull[0] || isnull[1] || isnull[2] || DatumGetBool(values[0])) return false;
+    for (bool null : isnull)
+        if (null) return false;
+    if (DatumGetBool(values[0])) return false;
     times->expires_at = DatumGetTimestampTz(values[1]);
     times->last_active_at = DatumGetTimestampTz(values[2]);
-    return times_are_live(*times);
+    return times_are_live(*times) && !pending::session_revoked(values[3], DatumGetTimestampTz(values[4]));
 }
 
 }  // namespace sessrev::lookup

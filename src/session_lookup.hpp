@@ -27,6 +27,13 @@ struct Layout {
     AttrNumber last_active_at = InvalidAttrNumber;
     AttrNumber user_id = InvalidAttrNumber;
     AttrNumber metadata = InvalidAttrNumber;
+    AttrNumber created_at = InvalidAttrNumber;
+    // Revocations recorded apart from the rows they revoke (SQL 1.5; invalid
+    // in a database not yet updated to it).
+    Oid pending = InvalidOid;
+    Oid pending_session_index = InvalidOid;
+    Oid pending_user_index = InvalidOid;
+    AttrNumber pending_not_before = InvalidAttrNumber;
     // Rotated-out tokens (rotate_token).
     Oid retired_tokens = InvalidOid;
     Oid retired_tokens_pkey = InvalidOid;
@@ -71,6 +78,12 @@ bool may_be_sessrev_table(Oid relid);
 // by EXECUTE on their SQL function.
 bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
                   const AttrNumber *attnums, Datum *values, bool *isnull);
+
+// Calls visit(values, isnull, arg) for each row of relid that the index
+// indexid (of any kind) holds under key, as fetch_unique sees them, until it
+// returns false.
+void fetch_each(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n, const AttrNumber *attnums,
+                bool (*visit)(const Datum *values, const bool *isnull, void *arg), void *arg);
 
 // Whether times describe a session that is live now.
 bool times_are_live(const cache::Times &times);

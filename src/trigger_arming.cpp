@@ -160,6 +160,11 @@ State scan(const lookup::Layout &l) {
     Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
     for (const Watched &w : watched)
         if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;
+    // SQL 1.5's revocations recorded apart.
+    if (OidIsValid(l.pending) &&
+        (!check_trigger(pg_trigger, l.pending, "pending_revocations_cache", &state) ||
+         !check_trigger(pg_trigger, l.pending, "pending_revocations_cache_rows", &state)))
+        state.armed = false;
     table_close(pg_trigger, AccessShareLock);
     return state;
 }

@@ -13,6 +13,7 @@
 #include "cache_invalidation.hpp"
 #include "compat.hpp"
 #include "current_session.hpp"
+#include "pending_revocations.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
@@ -42,6 +43,7 @@ namespace {
 namespace cache = sessrev::cache;
 namespace session_cache = sessrev::session_cache;
 namespace lookup = sessrev::lookup;
+namespace pending = sessrev::pending;
 using session_cache::Profile;
 
 // A SHA-256 as a bytea on the stack, for scan keys and fmgr calls.
@@ -88,18 +90,20 @@ bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
 bool read_live_session(lookup::Key by, Datum value, Profile *profile, Datum *user_id,
                        Datum *metadata) {
     const lookup::Layout l = lookup::layout();
-    const AttrNumber attnums[6] = {l.id, l.user_id, l.revoked, l.expires_at, l.last_active_at, l.metadata};
-    Datum values[6];
-    bool isnull[6];
+    const AttrNumber attnums[7] = {l.id,           l.user_id,  l.revoked,   l.expires_at,
+                                   l.last_active_at, l.metadata, l.created_at};
+    Datum values[7];
+    bool isnull[7];
     if (!lookup::fetch_unique(l.sessions, by == lookup::Key::token_hash ? l.token_index : l.id_index,
-                              by == lookup::Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 6,
+                              by == lookup::Key::token_hash ? F_BYTEAEQ : F_UUID_EQ, value, 7,
                               attnums, values, isnull))
         return false;
     for (bool null : isnull)
         if (null) return false;
     if (DatumGetBool(values[2])) return false;
     const cache::Times times{DatumGetTimestampTz(values[3]), DatumGetTimestampTz(values[4])};
-    if (!lookup::times_are_live(times)) return false;
+    if (!lookup::times_are_live(times) || pending::session_revoked(values[0], DatumGetTimestampTz(values[6])))
+        return false;
     memcpy(&profile->session_id, DatumGetUUIDP(values[0]), sizeof profile->session_id);
     profile->expires_at = times.expires_at;
     profile->last_active_at = times.last_active_at;

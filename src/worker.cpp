@@ -52,6 +52,7 @@ struct Shared {
     Oid database;         // the database it cleans, once connected
     int failed_connects;  // consecutive starts that could not connect
     bool run_requested;
+    bool apply_requested;  // pending revocations were recorded
     TimestampTz last_run_at;
     int64 last_deleted;
     int64 total_deleted;
@@ -80,6 +81,14 @@ void forget_worker(int, Datum) {
     shared->database = InvalidOid;
     shared->latch = nullptr;
     SpinLockRelease(&shared->mutex);
+}
+
+bool take_apply_request() {
+    SpinLockAcquire(&shared->mutex);
+    bool requested = shared->apply_requested;
+    shared->apply_requested = false;
+    SpinLockRelease(&shared->mutex);
+    return requested;
 }
 
 bool take_run_request() {
@@ -212,6 +221,7 @@ int64 run_cleanup(bool *reported_missing) {
         }
     }
     in_transaction("sessrev: cleanup done", [&] {
+        cleanup::apply_pending();
         cleanup::write_audit(counts, worker_name);
         cleanup::unlock_session_level();
     });
@@ -276,6 +286,15 @@ bool serves(Oid database) {
     return serving;
 }
 
+void request_apply() {
+    if (shared == nullptr) return;
+    SpinLockAcquire(&shared->mutex);
+    Latch *latch = shared->database == MyDatabaseId ? shared->latch : nullptr;
+    if (latch != nullptr) shared->apply_requested = true;
+    SpinLockRelease(&shared->mutex);
+    if (latch != nullptr) SetLatch(latch);
+}
+
 void nudge() {
     if (shared == nullptr) return;
     SpinLockAcquire(&shared->mutex);
@@ -331,9 +350,14 @@ void connect() {
     before_shmem_exit(forget_worker, 0);
 }
 
-// Queued touches first, then the cleanup if one is due.
-void run_once(bool cleanup_now, bool *reported_missing) {
+// Queued touches first, then pending revocations if some were recorded, then
+// the cleanup if one is due.
+void run_once(bool cleanup_now, bool apply_now, bool *reported_missing) {
     write_touches();
+    if (apply_now && !RecoveryInProgress())
+        in_transaction("sessrev: applying pending revocations", [] {
+            if (OidIsValid(get_extension_oid("sessrev", true))) cleanup::apply_pending();
+        });
     if (!cleanup_now) return;
     int64 deleted = run_cleanup(reported_missing);
     if (deleted >= 0) record_run(deleted);
@@ -363,6 +387,7 @@ void run() {
             continue;  // recompute the wait with the new interval
         }
         const bool requested = take_run_request();
+        const volatile bool apply_now = take_apply_request();
         const bool due = sessrev::settings::cleanup_interval > 0 &&
                          TimestampDifferenceExceeds(
                              last_run, GetCurrentTimestamp(),
@@ -370,12 +395,12 @@ void run() {
         // volatile: read inside PG_TRY (setjmp).
         const volatile bool cleanup_now = (requested || due) && !RecoveryInProgress();
         if (requested || due) last_run = GetCurrentTimestamp();
-        if (!cleanup_now && touch_queue::waiting() == 0) continue;
+        if (!cleanup_now && !apply_now && touch_queue::waiting() == 0) continue;
 
         MemoryContext caller = MemoryContextSwitchTo(run_context);
         PG_TRY();
         {
-            run_once(cleanup_now, &reported_missing);
+            run_once(cleanup_now, apply_now, &reported_missing);
         }
         PG_CATCH();
         {

@@ -34,5 +34,8 @@ bool wake();
 bool serves(Oid database);
 // Wakes the worker to write queued touches (touch_queue.hpp) now.
 void nudge();
+// Asks the worker serving this database to fold pending revocations
+// (pending_revocations.hpp); after a commit that recorded some.
+void request_apply();
 
 }  // namespace sessrev::worker

@@ -56,8 +56,9 @@ SELECT has_index('sessrev', 'session_audit_log', 'session_audit_log_created_at_i
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e
                  JOIN pg_class c ON c.oid = ANY (e.extconfig) WHERE e.extname = 'sessrev'$$,
               ARRAY['sessions', 'session_audit_log', 'session_audit_log_id_seq', 'jwt_denylist',
-                    'user_token_cutoffs', 'global_token_cutoff', 'retired_tokens'],
-              'pg_dump keeps every table and the audit sequence');
+                    'user_token_cutoffs', 'global_token_cutoff', 'retired_tokens',
+                    'pending_revocations', 'pending_revocations_id_seq'],
+              'pg_dump keeps every table and the audit and pending revocation sequences');
 
 SELECT has_view('sessrev', 'active_sessions', 'active_sessions view exists');
 SELECT hasnt_column('sessrev', 'active_sessions', 'token_hash', 'active_sessions hides token_hash');
@@ -95,12 +96,14 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'jwt_tables_changed()',
                 'lock_user_sessions(user_id text)',
                 'outer_role_may_execute(function regprocedure)',
+                'pending_revocations_changed()',
                 'remember_current_session(session_id uuid, user_id text)',
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
                 'session_cache_stats()',
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
+                'session_revoked_apart(session_id uuid, created_at timestamp with time zone)',
                 'sessions_changed()',
                 'sessions_final_state()',
                 'user_table_changed()',

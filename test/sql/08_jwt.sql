@@ -36,9 +36,13 @@ COMMIT;
 
 -- Emergency logout covers JWTs: revoke_all_sessions sets the global cut-off.
 BEGIN;
-SELECT sessrev.revoke_all_sessions('Key rotation', 'security') >= 0 AS revoked_all;
+SELECT sessrev.revoke_all_sessions('Key rotation', 'security') IS NULL AS revoked_all_by_cutoff;
 SELECT sessrev.is_jwt_revoked('jti-x', 'jwt-dave', now() - interval '1 second') AS issued_before_global,
-       sessrev.is_jwt_revoked(NULL, 'jwt-dave', now()) AS issued_at_cutoff;
+       sessrev.is_jwt_revoked(NULL, 'jwt-dave', now()) AS issued_at_transaction_start,
+       sessrev.is_jwt_revoked(NULL, 'jwt-dave', (SELECT not_before FROM sessrev.global_token_cutoff))
+           AS issued_at_cutoff,
+       sessrev.is_jwt_revoked(NULL, 'jwt-dave', to_timestamp(sessrev.jwt_issued_at('jwt-dave')))
+           AS issued_with_jwt_issued_at;
 ROLLBACK;
 SELECT count(*) AS global_cutoff_after_rollback FROM sessrev.global_token_cutoff;
 
