@@ -570,6 +570,92 @@ END
 $$;
 
 --------------------------------------------------------------------------------
+-- Reuse detection that its caller cannot undo: validate_session reports a
+-- rotated-out token presented after reuse_interval to the worker, which calls
+-- validate_retired_token in a transaction of its own (a standby's worker
+-- calls report_token_reuse on the primary, as the touch forwarder). Only
+-- where no worker serves the database does the caller's transaction revoke.
+--------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION sessrev.validate_retired_token(token_hash bytea) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_retired sessrev.retired_tokens%ROWTYPE;
+BEGIN
+    SELECT * INTO v_retired FROM sessrev.retired_tokens r WHERE r.token_hash = validate_retired_token.token_hash;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- A token replaced by rotate_token still serves requests already in
+    -- flight; presented later, it was stolen: the whole session goes. One
+    -- TOKEN_REUSE row, by the presentation that revoked it.
+    IF now() - v_retired.retired_at > current_setting('sessrev.reuse_interval')::interval THEN
+        IF sessrev.revoke_session(v_retired.session_id, 'Token reuse detected', 'sessrev') THEN
+            INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+            SELECT s.id, s.user_id, 'TOKEN_REUSE', 'sessrev',
+                   jsonb_build_object('retired_at', v_retired.retired_at)
+              FROM sessrev.sessions s WHERE s.id = v_retired.session_id;
+        END IF;
+        RETURN NULL;
+    END IF;
+    RETURN v_retired.session_id;
+END
+$$;
+
+CREATE FUNCTION sessrev.report_token_reuse(token_hash bytea) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF report_token_reuse.token_hash IS NULL OR octet_length(report_token_reuse.token_hash) <> 32 THEN
+        RAISE EXCEPTION 'sessrev.report_token_reuse: token_hash must be a SHA-256 (32 bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Within reuse_interval the token is still in flight: nothing happens.
+    RETURN EXISTS (SELECT FROM sessrev.retired_tokens r
+                    WHERE r.token_hash = report_token_reuse.token_hash
+                      AND now() - r.retired_at > current_setting('sessrev.reuse_interval')::interval)
+           AND sessrev.validate_retired_token(report_token_reuse.token_hash) IS NULL;
+END
+$$;
+COMMENT ON FUNCTION sessrev.report_token_reuse(bytea) IS
+    'A standby''s report, sent by its worker as the touch forwarder: the rotated-out token with this hash was presented after sessrev.reuse_interval, so its session is revoked (TOKEN_REUSE); true then. Does nothing (false) within the interval, or for an unknown hash.';
+
+CREATE OR REPLACE FUNCTION sessrev.grant_touch_forwarder(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA sessrev TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.forward_touch(uuid, timestamptz, timestamptz), '
+                   'sessrev.report_token_reuse(bytea) TO %s', role);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION sessrev.report_token_reuse(bytea) FROM PUBLIC;
+
+-- Forwarders granted before 1.5 report reuse too.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=)
+               'sessrev.forward_touch(uuid, timestamptz, timestamptz)'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.report_token_reuse(bytea) TO %s', v_role);
+    END LOOP;
+END
+$$;
+
+--------------------------------------------------------------------------------
 -- JWTs: an iat that no cut-off of the same second refuses.
 --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ void _PG_init(void);
 #include "session_lookup.hpp"
 #include "standby_records.hpp"
 #include "touch_queue.hpp"
+#include "reuse_reports.hpp"
 #include "settings.hpp"
 #include "trigger_arming.hpp"
 #include "validate_session.hpp"
@@ -31,6 +32,7 @@ void request_shmem() {
     sessrev::cache::request_shmem();
     sessrev::session_cache::request_shmem();
     sessrev::touch_queue::request_shmem();
+    sessrev::reuse_reports::request_shmem();
     sessrev::worker::request_shmem();
 }
 
@@ -50,6 +52,7 @@ extern "C" void _PG_init(void) {
     sessrev::cache::startup_shmem();
     sessrev::session_cache::startup_shmem();
     sessrev::touch_queue::startup_shmem();
+    sessrev::reuse_reports::startup_shmem();
     sessrev::worker::startup_shmem();
     sessrev::standby_records::register_rmgr();
     // pg_upgrade's server must run nothing of its own.

@@ -115,6 +115,7 @@ Layout read_layout(bool missing_ok) {
         }
     }
     fresh.retired_session_id = get_attnum(fresh.retired_tokens, "session_id");
+    fresh.retired_at = get_attnum(fresh.retired_tokens, "retired_at");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
     return fresh;

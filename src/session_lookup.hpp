@@ -38,6 +38,7 @@ struct Layout {
     Oid retired_tokens = InvalidOid;
     Oid retired_tokens_pkey = InvalidOid;
     AttrNumber retired_session_id = InvalidAttrNumber;
+    AttrNumber retired_at = InvalidAttrNumber;
     // Stateless tokens.
     Oid jwt_denylist = InvalidOid;
     Oid jwt_denylist_pkey = InvalidOid;

@@ -30,6 +30,12 @@ constexpr const char *query =
     "pg_catalog.unnest($2::pg_catalog.timestamptz[]), pg_catalog.unnest($3::pg_catalog.timestamptz[])) "
     "AS u(id, at, threshold) WHERE NOT sessrev.forward_touch(u.id, u.at, u.threshold)";
 
+// A rotated-out token presented on the standby after reuse_interval
+// (reuse_reports.hpp): the primary revokes its session.
+constexpr const char *reuse_query =
+    "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.bytea[]) AS h(hash) "
+    "WHERE sessrev.report_token_reuse(h.hash)";
+
 PGconn *connection = nullptr;
 char *connected_with = nullptr;  // the conninfo the connection was made with
 TimestampTz last_warning = 0;
@@ -93,11 +99,11 @@ char *array_literal(const touch_queue::Touch *touches, std::size_t count, Out ou
     return buf.data;
 }
 
-// Sends the query and reads every result; true when it succeeded, with the
-// refused sessions in *refused.
-bool exchange(const char *const values[3], TimestampTz deadline, pg_uuid_t **refused,
-              std::size_t *refused_count) {
-    if (PQsendQueryParams(connection, query, 3, nullptr, values, nullptr, nullptr, 0) == 0) {
+// Sends sql with its parameters and reads every result; true when it
+// succeeded, with the sessions its rows name in *refused (when asked for).
+bool exchange(const char *sql, int nparams, const char *const *values, TimestampTz deadline,
+              pg_uuid_t **refused, std::size_t *refused_count) {
+    if (PQsendQueryParams(connection, sql, nparams, nullptr, values, nullptr, nullptr, 0) == 0) {
         warn("could not send the query", PQerrorMessage(connection));
         return false;
     }
@@ -123,7 +129,7 @@ bool exchange(const char *const values[3], TimestampTz deadline, pg_uuid_t **ref
         if (PQresultStatus(result) != PGRES_TUPLES_OK) {
             warn("the primary refused them", PQresultErrorMessage(result));
             ok = false;
-        } else if (PQntuples(result) > 0) {
+        } else if (refused != nullptr && PQntuples(result) > 0) {
             const int rows = PQntuples(result);
             *refused = static_cast<pg_uuid_t *>(palloc(rows * sizeof(pg_uuid_t)));
             *refused_count = 0;
@@ -157,8 +163,27 @@ bool send(const touch_queue::Touch *touches, std::size_t count, pg_uuid_t **refu
         // ISO 8601 with the offset, whatever DateStyle says.
         array_literal(touches, count, [](const touch_queue::Touch &t) { return timestamptz_to_str(t.at); }),
         array_literal(touches, count, [](const touch_queue::Touch &t) { return timestamptz_to_str(t.threshold); })};
-    const bool ok = exchange(values, deadline, refused, refused_count);
+    const bool ok = exchange(query, 3, values, deadline, refused, refused_count);
     // A connection left mid-exchange cannot carry the next batch.
+    if (!ok) disconnect();
+    return ok;
+}
+
+bool send_reuse_reports(const token::Hash *hashes, std::size_t count) {
+    if (count == 0 || !enabled()) return count == 0;
+    const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+    if (!connect(deadline)) return false;
+    StringInfoData array;
+    initStringInfo(&array);
+    appendStringInfoChar(&array, '{');
+    for (std::size_t i = 0; i < count; i++) {
+        appendStringInfoString(&array, i > 0 ? ",\"\\\\x" : "\"\\\\x");
+        for (unsigned char b : hashes[i]) appendStringInfo(&array, "%02x", b);
+        appendStringInfoChar(&array, '"');
+    }
+    appendStringInfoChar(&array, '}');
+    const char *values[1] = {array.data};
+    const bool ok = exchange(reuse_query, 1, values, deadline, nullptr, nullptr);
     if (!ok) disconnect();
     return ok;
 }

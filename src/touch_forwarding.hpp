@@ -8,6 +8,7 @@
 // only forward, only a live session, never waiting for a row lock).
 #pragma once
 
+#include "token.hpp"
 #include "touch_queue.hpp"
 
 #include <cstddef>
@@ -25,6 +26,11 @@ bool enabled();
 // 10 s, and stays interruptible.
 bool send(const touch_queue::Touch *touches, std::size_t count, pg_uuid_t **refused,
           std::size_t *refused_count);
+
+// From the standby's worker: reports rotated-out tokens presented after
+// reuse_interval (reuse_reports.hpp) to the primary, which revokes their
+// sessions; false as send.
+bool send_reuse_reports(const token::Hash *hashes, std::size_t count);
 
 // Closes the connection (the worker exits, or the setting changed).
 void disconnect();

@@ -14,6 +14,7 @@
 #include "compat.hpp"
 #include "current_session.hpp"
 #include "pending_revocations.hpp"
+#include "reuse_reports.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
@@ -23,6 +24,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -68,20 +70,33 @@ Datum call_internal(const char *name, int nargs, const Oid *types, const Nullabl
 }
 
 // The session a rotated-out token stood for while sessrev.reuse_interval
-// lasts; after it, sessrev.validate_retired_token revokes the whole session
-// (token reuse) and there is none.
+// lasts; after it there is none, and the token is reported as stolen: the
+// worker revokes the whole session in its own transaction
+// (reuse_reports.hpp). Only where no worker takes the report does
+// sessrev.validate_retired_token revoke it in this transaction, if it can
+// write.
 bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
     const lookup::Layout l = lookup::layout();
-    if (!lookup::fetch_unique(l.retired_tokens, l.retired_tokens_pkey, F_BYTEAEQ,
-                              PointerGetDatum(hash), 0, nullptr, nullptr, nullptr))
+    const AttrNumber attnums[2] = {l.retired_session_id, l.retired_at};
+    Datum values[2];
+    bool isnull[2];
+    if (!lookup::fetch_unique(l.retired_tokens, l.retired_tokens_pkey, F_BYTEAEQ, PointerGetDatum(hash), 2,
+                              attnums, values, isnull) ||
+        isnull[0] || isnull[1])
         return false;
+    const int64 grace = static_cast<int64>(sessrev::settings::reuse_interval) * USECS_PER_SEC;
+    if (GetCurrentTransactionStartTimestamp() - DatumGetTimestampTz(values[1]) <= grace) {
+        memcpy(session_id, DatumGetUUIDP(values[0]), sizeof *session_id);
+        return true;
+    }
+    sessrev::token::Hash reported;
+    memcpy(reported.data(), hash->data, reported.size());
+    if (sessrev::reuse_reports::push(reported) || XactReadOnly || RecoveryInProgress()) return false;
     const Oid types[1] = {BYTEAOID};
     const NullableDatum args[1] = {{PointerGetDatum(hash), false}};
-    bool isnull;
-    Datum id = call_internal("validate_retired_token", 1, types, args, &isnull);
-    if (isnull) return false;
-    memcpy(session_id, DatumGetUUIDP(id), sizeof *session_id);
-    return true;
+    bool result_null;
+    call_internal("validate_retired_token", 1, types, args, &result_null);
+    return false;
 }
 
 // Reads the latest committed row (plus this transaction's own changes)

@@ -2,9 +2,11 @@
 
 #include "boundary.hpp"
 #include "cleanup.hpp"
+#include "compat.hpp"
 #include "settings.hpp"
 #include "standby_records.hpp"
 #include "touch_forwarding.hpp"
+#include "reuse_reports.hpp"
 #include "touch_promises.hpp"
 #include "touch_queue.hpp"
 #include "touch_writer.hpp"
@@ -15,6 +17,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -152,6 +155,31 @@ void forward_touches() {
             in_transaction("sessrev: forgetting dropped touches",
                            [&] { touch_promises::forget(refused, refused_count); });
         if (!sent) return;
+    }
+}
+
+// Revokes the sessions of rotated-out tokens reported as reused
+// (reuse_reports.hpp), each in a transaction of its own, so that one that
+// fails does not undo the others; a standby sends them to its primary.
+void revoke_reused() {
+    token::Hash hashes[64];
+    for (std::size_t n; (n = reuse_reports::take(hashes, 64)) > 0;) {
+        if (RecoveryInProgress()) {
+            touch_forwarding::send_reuse_reports(hashes, n);
+            continue;
+        }
+        for (std::size_t i = 0; i < n; i++)
+            in_transaction("sessrev: revoking a reused token's session", [&] {
+                if (!OidIsValid(get_extension_oid("sessrev", true))) return;
+                bytea *hash = static_cast<bytea *>(palloc(VARHDRSZ + hashes[i].size()));
+                SET_VARSIZE(hash, VARHDRSZ + hashes[i].size());
+                memcpy(VARDATA(hash), hashes[i].data(), hashes[i].size());
+                Oid types[1] = {BYTEAOID};
+                Datum values[1] = {PointerGetDatum(hash)};
+                if (SPI_execute_with_args("SELECT sessrev.validate_retired_token($1)", 1, types, values, nullptr,
+                                          false, 0) != SPI_OK_SELECT)
+                    elog(ERROR, "sessrev: could not revoke a reused token's session");
+            });
     }
 }
 
@@ -353,6 +381,7 @@ void connect() {
 // Queued touches first, then pending revocations if some were recorded, then
 // the cleanup if one is due.
 void run_once(bool cleanup_now, bool apply_now, bool *reported_missing) {
+    revoke_reused();
     write_touches();
     if (apply_now && !RecoveryInProgress())
         in_transaction("sessrev: applying pending revocations", [] {
@@ -395,7 +424,8 @@ void run() {
         // volatile: read inside PG_TRY (setjmp).
         const volatile bool cleanup_now = (requested || due) && !RecoveryInProgress();
         if (requested || due) last_run = GetCurrentTimestamp();
-        if (!cleanup_now && !apply_now && touch_queue::waiting() == 0) continue;
+        if (!cleanup_now && !apply_now && touch_queue::waiting() == 0 && reuse_reports::waiting() == 0)
+            continue;
 
         MemoryContext caller = MemoryContextSwitchTo(run_context);
         PG_TRY();

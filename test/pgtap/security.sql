@@ -182,6 +182,8 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.touch_session(uuid,timestamptz,
 -- A standby's forwarded touch (1.3).
 INSERT INTO sectap_app.exercised SELECT 'sessrev.forward_touch(uuid,timestamptz,timestamptz)', string_agg(r::text, ';')
   FROM sessrev.forward_touch(:'h1_id', :'h_now', :'h_now') r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.report_token_reuse(bytea)', string_agg(r::text, ';')
+  FROM sessrev.report_token_reuse(:'h1_hash') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.validate_retired_token(bytea)', string_agg(r::text, ';')
   FROM sessrev.validate_retired_token(:'h1_hash') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.revoke_my_other_sessions()', string_agg(r::text, ';')
