@@ -655,6 +655,32 @@ BEGIN
 END
 $$;
 
+-- Signing out other devices moves the user's JWT cut-off, which is audited:
+-- bounded per user and minute, counted by those audit rows.
+CREATE OR REPLACE FUNCTION sessrev.revoke_my_other_sessions() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_user  text := sessrev.current_user_id();
+    v_limit integer := current_setting('sessrev.max_self_revocations_per_minute')::integer;
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF (SELECT count(*) FROM sessrev.session_audit_log a
+         WHERE a.user_id = v_user AND a.created_at > now() - interval '1 minute'
+           AND a.action = 'USER_TOKENS_CUTOFF' AND a.actor = v_user) >= v_limit THEN
+        RAISE EXCEPTION 'signed out other devices % times in the last minute', v_limit
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'sessrev.max_self_revocations_per_minute bounds them.';
+    END IF;
+    RETURN sessrev.revoke_user_sessions(v_user, 'Signed out from other devices', v_user,
+                                        sessrev.current_session_id());
+END
+$$;
+
 --------------------------------------------------------------------------------
 -- JWTs: an iat that no cut-off of the same second refuses.
 --------------------------------------------------------------------------------

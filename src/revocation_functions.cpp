@@ -84,7 +84,8 @@ SESSREV_FUNCTION(revoke_user_sessions) {
     Datum values[5] = {r.user_id, r.reason, r.actor, r.exclude, Int64GetDatum(count)};
     const char nulls[5] = {' ', r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ',
                            r.exclude_null ? 'n' : ' ', ' '};
-    run(user_summary, 5, types, values, nulls, SPI_OK_INSERT);
+    // No audit row for a revocation that changed nothing.
+    if (count > 0) run(user_summary, 5, types, values, nulls, SPI_OK_INSERT);
     run(user_cutoff, 1, types, values, nulls, SPI_OK_SELECT);
     SPI_finish();
     PG_RETURN_INT32(static_cast<int32>(count));

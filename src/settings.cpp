@@ -35,6 +35,7 @@ int max_sessions_per_user = 0;
 int reuse_interval = 10;
 int max_rotations_per_minute = 10;
 int max_retired_tokens = 10;
+int max_self_revocations_per_minute = 10;
 char *database = nullptr;
 char *primary_conninfo = nullptr;
 
@@ -94,6 +95,11 @@ void define_settings() {
                             "are forgotten (they no longer validate either).",
                             nullptr, &max_retired_tokens, 10, 1, 1000, PGC_SUSET, 0, nullptr,
                             nullptr, nullptr);
+    DefineCustomIntVariable("sessrev.max_self_revocations_per_minute",
+                            "Calls of revoke_my_other_sessions one user may make in a minute; past "
+                            "it they fail (54000).",
+                            nullptr, &max_self_revocations_per_minute, 10, 1, 10000, PGC_SUSET, 0,
+                            nullptr, nullptr, nullptr);
     // Postmaster-only settings can be defined only while preloading.
     if (process_shared_preload_libraries_in_progress) {
         DefineCustomIntVariable("sessrev.cache_size",

@@ -22,6 +22,7 @@ extern int max_sessions_per_user;
 extern int reuse_interval;
 extern int max_rotations_per_minute;  // read by rotate_session_token
 extern int max_retired_tokens;        // likewise
+extern int max_self_revocations_per_minute;  // read by revoke_my_other_sessions
 extern char *database;  // the worker's database; defined only when preloaded
 extern char *primary_conninfo;  // touch_forwarding.hpp; likewise
 
