@@ -4,8 +4,8 @@ MODULE_big = sessrev
 # Published install scripts and every upgrade script are in git; the script of
 # the newest release is built from the last full one plus the upgrades since, so
 # that a fresh install and an upgrade run the very same SQL.
-DATA       = sql/sessrev--1.0.sql $(wildcard sql/sessrev--*--*.sql)
-DATA_built = sql/sessrev--1.5.sql
+DATA       = sql/sessrev--1.0.sql $(filter-out $(DATA_built),$(wildcard sql/sessrev--*--*.sql))
+DATA_built = sql/sessrev--1.5.sql sql/sessrev--1.0--1.5.sql
 OBJS       = $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))
 
 PG_CONFIG ?= pg_config
@@ -68,6 +68,17 @@ $(OBJS): $(wildcard src/*.hpp) .build-flavor
 sql/sessrev--1.5.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
                      sql/sessrev--1.2--1.3.sql sql/sessrev--1.3--1.4.sql sql/sessrev--1.4--1.5.sql
 	cat $^ > $@
+
+# The direct update from 1.0, which PostgreSQL prefers to the five steps: the
+# same scripts, except that 1.1's re-tracking of tables tracked under 1.0
+# skips, with a WARNING naming it, any object it cannot process (a view that
+# another role put a 1.0 trigger on), instead of failing the whole update and
+# leaving the database without 1.1's security fixes. Published scripts stay
+# as they were released.
+sql/sessrev--1.0--1.5.sql: sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql sql/sessrev--1.2--1.3.sql \
+                          sql/sessrev--1.3--1.4.sql sql/sessrev--1.4--1.5.sql
+	sed 's/EXCEPTION WHEN undefined_column OR feature_not_supported THEN/EXCEPTION WHEN OTHERS THEN/' $^ > $@
+	grep -q 'EXCEPTION WHEN OTHERS THEN' $@
 
 
 # The PGXN release zip of the committed tree, named by META.json's version.
