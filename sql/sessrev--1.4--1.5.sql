@@ -59,16 +59,18 @@ CREATE FUNCTION sessrev.pending_revocations_changed() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'pending_revocations_changed';
 COMMENT ON FUNCTION sessrev.pending_revocations_changed() IS
-    'Cache trigger on sessrev.pending_revocations: empties the database''s cache entries at commit and adds a JWT cut-off''s user to the user filter before it.';
-CREATE TRIGGER pending_revocations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON sessrev.pending_revocations FOR EACH STATEMENT EXECUTE FUNCTION sessrev.pending_revocations_changed();
-CREATE TRIGGER pending_revocations_cache_rows AFTER INSERT OR UPDATE ON sessrev.pending_revocations
+    'Cache trigger on sessrev.pending_revocations (AFTER INSERT OR UPDATE, per row): empties the database''s cache entries at commit and adds a JWT cut-off''s user to the user filter before it.';
+-- Per row, so that a revocation that recorded nothing apart changes nothing.
+-- A deleted pending revocation needs no invalidation: the cache holds only
+-- live sessions.
+CREATE TRIGGER pending_revocations_cache AFTER INSERT OR UPDATE ON sessrev.pending_revocations
     FOR EACH ROW EXECUTE FUNCTION sessrev.pending_revocations_changed();
-ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache,
-                                        ENABLE ALWAYS TRIGGER pending_revocations_cache_rows;
+ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache;
 
+-- PARALLEL RESTRICTED: it reads with a fresh snapshot, which a parallel
+-- worker cannot take.
 CREATE FUNCTION sessrev.session_revoked_apart(session_id uuid, created_at timestamptz) RETURNS boolean
-    LANGUAGE c STABLE PARALLEL SAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'session_revoked_apart';
 COMMENT ON FUNCTION sessrev.session_revoked_apart(uuid, timestamptz) IS
     'The part of the rule for a live session that its row does not hold: true when the global cut-off (revoke_all_sessions) or a pending revocation revokes it. A session is live when session_is_live holds of its row and this is false.';
@@ -176,8 +178,7 @@ BEGIN
                                            ENABLE ALWAYS TRIGGER user_token_cutoffs_cache_truncate;
     ALTER TABLE sessrev.global_token_cutoff ENABLE ALWAYS TRIGGER global_token_cutoff_cache,
                                             ENABLE ALWAYS TRIGGER global_token_cutoff_cache_truncate;
-    ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache,
-                                            ENABLE ALWAYS TRIGGER pending_revocations_cache_rows;
+    ALTER TABLE sessrev.pending_revocations ENABLE ALWAYS TRIGGER pending_revocations_cache;
 END
 $$;
 
@@ -306,6 +307,7 @@ BEGIN
     UPDATE sessrev.sessions s SET last_active_at = touch_session.at
      WHERE s.id = touch_session.session_id
        AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+       AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
        AND s.last_active_at <= touch_session.threshold
        AND s.last_active_at < touch_session.at;
     IF FOUND THEN
@@ -314,7 +316,8 @@ BEGIN
     -- Revoked, expired or idle meanwhile: no longer valid.
     RETURN CASE WHEN EXISTS (SELECT FROM sessrev.sessions s
                               WHERE s.id = touch_session.session_id
-                                AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at))
+                                AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+                                AND NOT sessrev.session_revoked_apart(s.id, s.created_at))
                 THEN false END;
 EXCEPTION WHEN lock_not_available OR serialization_failure OR read_only_sql_transaction THEN
     RETURN false;
@@ -534,11 +537,12 @@ DECLARE
     v_user    text;
     v_expires timestamptz;
 BEGIN
-    -- Counted before the row is locked: a refused rotation holds nothing.
-    SELECT s.id INTO v_id FROM sessrev.sessions s WHERE s.token_hash = v_old;
-    IF FOUND AND (SELECT count(*) FROM sessrev.retired_tokens r
-                   WHERE r.session_id = v_id
-                     AND r.retired_at > now() - interval '1 minute') >= v_limit THEN
+    -- Counted before the row is locked, a refused rotation holds nothing; by
+    -- the audit rows, which max_retired_tokens does not prune.
+    SELECT s.id, s.user_id INTO v_id, v_user FROM sessrev.sessions s WHERE s.token_hash = v_old;
+    IF FOUND AND (SELECT count(*) FROM sessrev.session_audit_log a
+                   WHERE a.user_id = v_user AND a.created_at > now() - interval '1 minute'
+                     AND a.session_id = v_id AND a.action = 'TOKEN_ROTATED') >= v_limit THEN
         RAISE EXCEPTION 'session rotated its token % times in the last minute', v_limit
             USING ERRCODE = 'program_limit_exceeded',
                   HINT = 'sessrev.max_rotations_per_minute bounds rotations of one session.';
@@ -695,6 +699,8 @@ CREATE FUNCTION sessrev.jwt_issued_at(user_id text) RETURNS bigint
     SELECT greatest(floor(extract(epoch FROM clock_timestamp())),
                     ceil(extract(epoch FROM (SELECT c.not_before FROM sessrev.user_token_cutoffs c
                                               WHERE c.user_id = jwt_issued_at.user_id))),
+                    ceil(extract(epoch FROM (SELECT max(p.not_before) FROM sessrev.pending_revocations p
+                                              WHERE p.user_id = jwt_issued_at.user_id))),
                     ceil(extract(epoch FROM (SELECT g.not_before FROM sessrev.global_token_cutoff g))))::bigint
 $$;
 COMMENT ON FUNCTION sessrev.jwt_issued_at(text) IS

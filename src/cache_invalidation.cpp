@@ -298,10 +298,10 @@ SESSREV_FUNCTION(jwt_tables_changed) {
     return PointerGetDatum(nullptr);
 }
 
-// pending_revocations_changed(): AFTER INSERT OR UPDATE OR DELETE (per row) and
-// AFTER TRUNCATE trigger on pending_revocations (SQL 1.5). A revocation
+// pending_revocations_changed(): AFTER INSERT OR UPDATE trigger (per row) on
+// pending_revocations (SQL 1.5). A revocation
 // recorded apart changes what checks answer for sessions the cache may hold:
-// the whole database's entries go at commit (such revocations are rare: they
+// the whole cache is flushed at commit (such revocations are rare: they
 // happen only while another transaction holds a revoked row). A user's JWT
 // cut-off among them joins the user filter before the commit, as
 // user_token_cutoffs' rows do.
@@ -309,11 +309,11 @@ SESSREV_FUNCTION(pending_revocations_changed) {
     using namespace sessrev::invalidation;
     namespace jwt_cache = sessrev::jwt_cache;
     TriggerData *trigger = trigger_data(fcinfo, "pending_revocations_changed");
+    const TriggerEvent event = trigger->tg_event;
+    if (TRIGGER_FIRED_BY_INSERT(event)) revocations_recorded = true;
     if (!sessrev::cache::enabled() && !jwt_cache::enabled()) return PointerGetDatum(nullptr);
     pending_changes = true;
     if (sessrev::cache::enabled()) flush_at_commit = true;
-    const TriggerEvent event = trigger->tg_event;
-    if (TRIGGER_FIRED_BY_INSERT(event)) revocations_recorded = true;
     if (!jwt_cache::enabled() || !TRIGGER_FIRED_FOR_ROW(event) || TRIGGER_FIRED_BY_DELETE(event))
         return PointerGetDatum(nullptr);
     HeapTuple new_row = TRIGGER_FIRED_BY_UPDATE(event) ? trigger->tg_newtuple : trigger->tg_trigtuple;

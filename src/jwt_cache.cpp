@@ -230,6 +230,14 @@ void build(Slot *slot, bool force) {
             finish_build(slot);
             return;
         }
+        // SQL 1.5: users' cut-offs recorded apart (pending_revocations.hpp).
+        const bool pending = OidIsValid(l.pending);
+        if (!standby && pending && !ConditionalLockRelationOid(l.pending, ShareLock)) {
+            UnlockRelationOid(l.user_cutoffs, ShareLock);
+            UnlockRelationOid(l.jwt_denylist, ShareLock);
+            finish_build(slot);
+            return;
+        }
         const uint32 next = 1 - pg_atomic_read_u32(&slot->active);
         for (Filter f : {Filter::jti, Filter::user}) {
             pg_atomic_uint64 *w = words(slot, next, f);
@@ -237,6 +245,7 @@ void build(Slot *slot, bool force) {
         }
         fill_from(slot, l.jwt_denylist, "jti", next, Filter::jti);
         fill_from(slot, l.user_cutoffs, "user_id", next, Filter::user);
+        if (pending) fill_from(slot, l.pending, "user_id", next, Filter::user);
         pg_memory_barrier();
         const bool replay_moved = standby && (pg_atomic_read_u64(&slot->replayed) != replayed ||
                                               in_doubt::blocks_filter_build());
@@ -252,6 +261,7 @@ void build(Slot *slot, bool force) {
         SpinLockRelease(&slot->build_mutex);
         // Writers may go on: from here their triggers set bits themselves.
         if (!standby) {
+            if (pending) UnlockRelationOid(l.pending, ShareLock);
             UnlockRelationOid(l.user_cutoffs, ShareLock);
             UnlockRelationOid(l.jwt_denylist, ShareLock);
         }

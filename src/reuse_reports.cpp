@@ -60,13 +60,18 @@ bool push(const token::Hash &hash) {
         !worker::serves(MyDatabaseId))
         return false;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    const bool room = shared->count < capacity;
-    if (room) {
+    // A token presented again before the worker took it is reported once: a
+    // flood of one stolen token cannot fill the queue.
+    bool queued = false;
+    for (std::size_t i = 0; i < shared->count && !queued; i++)
+        queued = shared->ring[(shared->head + i) % capacity] == hash;
+    const bool room = queued || shared->count < capacity;
+    if (room && !queued) {
         shared->ring[(shared->head + shared->count) % capacity] = hash;
         shared->count++;
     }
     LWLockRelease(shared->lock);
-    if (room) worker::nudge();
+    if (room && !queued) worker::nudge();
     return room;
 }
 

@@ -149,7 +149,10 @@ bool triggers_armed() {
 
 bool times_are_live(const cache::Times &times) {
     // now() in SQL: the transaction's start, so every function agrees.
-    TimestampTz now = GetCurrentTransactionStartTimestamp();
+    return times_are_live_at(times, GetCurrentTransactionStartTimestamp());
+}
+
+bool times_are_live_at(const cache::Times &times, TimestampTz now) {
     if (times.expires_at <= now) return false;
     // As in validate_session: -infinity is idle, infinity never.
     if (settings::idle_timeout > 0 &&

@@ -86,8 +86,11 @@ bool fetch_unique(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n,
 void fetch_each(Oid relid, Oid indexid, RegProcedure equal, Datum key, int n, const AttrNumber *attnums,
                 bool (*visit)(const Datum *values, const bool *isnull, void *arg), void *arg);
 
-// Whether times describe a session that is live now.
+// Whether times describe a session that is live now (the transaction's
+// start, as now() in SQL, so that every function agrees).
 bool times_are_live(const cache::Times &times);
+// Whether they describe a session live at the given time.
+bool times_are_live_at(const cache::Times &times, TimestampTz now);
 
 // Looks the session up with fetch_unique, so the answer is never older than the
 // last commit. True and fills times when the row is a live session.

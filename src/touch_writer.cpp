@@ -35,6 +35,7 @@ locked AS (
      WHERE s.last_active_at OPERATOR(pg_catalog.<=) t.threshold
        AND s.last_active_at OPERATOR(pg_catalog.<) t.at
        AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+       AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
      ORDER BY s.id
        FOR UPDATE OF s SKIP LOCKED),
 written AS (

@@ -161,9 +161,7 @@ State scan(const lookup::Layout &l) {
     for (const Watched &w : watched)
         if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;
     // SQL 1.5's revocations recorded apart.
-    if (OidIsValid(l.pending) &&
-        (!check_trigger(pg_trigger, l.pending, "pending_revocations_cache", &state) ||
-         !check_trigger(pg_trigger, l.pending, "pending_revocations_cache_rows", &state)))
+    if (OidIsValid(l.pending) && !check_trigger(pg_trigger, l.pending, "pending_revocations_cache", &state))
         state.armed = false;
     table_close(pg_trigger, AccessShareLock);
     return state;

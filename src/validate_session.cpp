@@ -28,6 +28,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
@@ -85,7 +86,9 @@ bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
         isnull[0] || isnull[1])
         return false;
     const int64 grace = static_cast<int64>(sessrev::settings::reuse_interval) * USECS_PER_SEC;
-    if (GetCurrentTransactionStartTimestamp() - DatumGetTimestampTz(values[1]) <= grace) {
+    // By the clock: a transaction opened before the rotation must not keep
+    // the retired token in flight for as long as it stays open.
+    if (GetCurrentTimestamp() - DatumGetTimestampTz(values[1]) <= grace) {
         memcpy(session_id, DatumGetUUIDP(values[0]), sizeof *session_id);
         return true;
     }
@@ -292,9 +295,10 @@ namespace {
 
 // New tokens (create_session, rotate_token) whose entries are filled once
 // their transaction commits: before that, no other backend could find their
-// row, and a rollback must leave nothing behind. Their tickets are read just
-// before the commit, while no other transaction can yet have changed the row,
-// so a revocation committed after ours kills the fill.
+// row, and a rollback must leave nothing behind. Their tickets are read before
+// the row is, since revocations no longer wait for the row (1.5): one that
+// commits while this transaction is open (a pending revocation, the global
+// cut-off) kills the fill.
 struct Warm {
     cache::Key key;
     uint64 place;
@@ -307,9 +311,6 @@ int warm_count = 0;
 
 void on_transaction_end(XactEvent event, void *) {
     switch (event) {
-        case XACT_EVENT_PRE_COMMIT:
-            for (int i = 0; i < warm_count; i++) warm[i].ticket = cache::ticket(warm[i].key);
-            break;
         case XACT_EVENT_COMMIT:
             for (int i = 0; i < warm_count; i++) {
                 const Warm &w = warm[i];
@@ -396,6 +397,8 @@ SESSREV_FUNCTION(warm_session_cache) {
     HashBytea hash_bytea;
     SET_VARSIZE(&hash_bytea, sizeof hash_bytea);
     memcpy(hash_bytea.data, hash.data(), hash.size());
+    w.ticket = cache::ticket(w.key);
+    pg_memory_barrier();  // the ticket precedes the read's snapshot
     Datum user_id, metadata;
     if (read_live_session(lookup::Key::token_hash, PointerGetDatum(&hash_bytea), &w.profile,
                           &user_id, &metadata) &&

@@ -159,14 +159,15 @@ void forward_touches() {
 }
 
 // Revokes the sessions of rotated-out tokens reported as reused
-// (reuse_reports.hpp), each in a transaction of its own, so that one that
-// fails does not undo the others; a standby sends them to its primary.
+// (reuse_reports.hpp), each in a transaction of its own; a standby sends them
+// to its primary. At most one batch a round, so that reports cannot starve
+// touches and cleanup.
 void revoke_reused() {
     token::Hash hashes[64];
-    for (std::size_t n; (n = reuse_reports::take(hashes, 64)) > 0;) {
+    if (std::size_t n = reuse_reports::take(hashes, 64); n > 0) {
         if (RecoveryInProgress()) {
             touch_forwarding::send_reuse_reports(hashes, n);
-            continue;
+            return;
         }
         for (std::size_t i = 0; i < n; i++)
             in_transaction("sessrev: revoking a reused token's session", [&] {

@@ -5,6 +5,8 @@
 extern "C" {
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "catalog/pg_authid_d.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/memutils.h"
@@ -60,6 +62,12 @@ void restore() {
         if (!from_database_or_role(v->source)) continue;
         if (strcmp(v->name, "role") == 0) {
             SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+            continue;
+        }
+        if (strcmp(v->name, "session_authorization") == 0) {
+            // Back to the user it connected as: the bootstrap superuser.
+            SetConfigOption("session_authorization", GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+                            PGC_SUSET, PGC_S_OVERRIDE);
             continue;
         }
         for (int j = 0; j < saved_count; j++)

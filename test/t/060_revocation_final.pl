@@ -201,13 +201,15 @@ $env->safe_psql('postgres', q{CREATE ROLE app_owner LOGIN; CREATE DATABASE app O
 $env->safe_psql('app', q{CREATE EXTENSION sessrev});
 $env->restart;  # the worker connects to app at once, rather than after its back-off
 $env->poll_query_until('app', 'SELECT runs > 0 FROM sessrev.worker_status()') or die 'the worker did not run';
-my @settings = ("role = 'app_owner'", 'default_transaction_read_only = on',
+my $su = $env->safe_psql('postgres', 'SELECT rolname FROM pg_roles WHERE oid = 10');
+my @settings = ("session_authorization = 'app_owner'", "role = 'app_owner'", 'default_transaction_read_only = on',
 	"default_transaction_isolation = 'serializable'", "statement_timeout = '1ms'", "lock_timeout = '1ms'",
 	"search_path = 'evil'", "temp_buffers = '800kB'", "plpgsql.extra_errors = 'all'",
 	"work_mem = '64kB'", "enable_indexscan = off");
 # plpgsql's settings are the owner's to attach once plpgsql is loaded (a DO block).
 $env->safe_psql('app', 'SET ROLE app_owner; DO $$BEGIN END$$; ' . join('; ', map { "ALTER DATABASE app SET $_" } @settings));
-is($env->safe_psql('app', 'SELECT current_user, current_setting(\'default_transaction_read_only\')'), 'app_owner|on',
+is($env->safe_psql('app', 'SELECT session_user, current_user, current_setting(\'default_transaction_read_only\')'),
+	'app_owner|app_owner|on',
 	'(5) control: a new connection to app runs under the owner\'s settings');
 $env->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'sessrev cleanup'});
 $env->poll_query_until('postgres',
@@ -217,21 +219,22 @@ $env->poll_query_until('postgres',
 $env->safe_psql('postgres', 'CREATE EXTENSION sessrev');
 my $runs = $env->safe_psql('postgres', 'SELECT runs FROM sessrev.worker_status()');
 ok($env->poll_query_until('postgres', "SELECT runs > $runs + 1 AND last_error IS NULL FROM sessrev.worker_status()"),
-	'(5) under role, read-only, isolation, timeout, search_path, temp_buffers, plpgsql and planner settings '
+	'(5) under session_authorization, role, read-only, isolation, timeout, search_path, temp_buffers, plpgsql '
+	. 'and planner settings '
 	. 'of the database, the worker still cleans up');
 is($env->safe_psql('postgres', q{SELECT usename FROM pg_stat_activity WHERE backend_type = 'sessrev cleanup'}),
 	$env->safe_psql('postgres', q{SELECT rolname FROM pg_roles WHERE oid = 10}), '(5) as the bootstrap superuser');
 # A touch made in app (the worker's database) is written.
-my ($e_id, $e_tok) = split /\|/, $env->safe_psql('app', q{SET statement_timeout = 0; SET ROLE NONE; SET default_transaction_read_only = off;
+my ($e_id, $e_tok) = split /\|/, $env->safe_psql('app', qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE; SET default_transaction_read_only = off;
 	BEGIN READ WRITE; SELECT session_id || '|' || token FROM sessrev.create_session('env-user'); COMMIT});
-$env->safe_psql('app', qq{SET statement_timeout = 0; SET ROLE NONE; BEGIN READ WRITE;
+$env->safe_psql('app', qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE; BEGIN READ WRITE;
 	UPDATE sessrev.sessions SET last_active_at = now() - interval '2 h' WHERE id = '$e_id'; COMMIT});
-$env->safe_psql('app', qq{SET statement_timeout = 0; SET ROLE NONE; SELECT count(*) FROM sessrev.validate_session('$e_tok')});
+$env->safe_psql('app', qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE; SELECT count(*) FROM sessrev.validate_session('$e_tok')});
 # Polled by hand: app's settings (a role without rights there, a 1 ms
 # timeout) must be undone by each check first.
 my $touched = 'f';
 for (1 .. 100) {
-	$touched = $env->safe_psql('app', qq{SET statement_timeout = 0; SET ROLE NONE;
+	$touched = $env->safe_psql('app', qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE;
 		SELECT last_active_at > now() - interval '1 minute' FROM sessrev.sessions WHERE id = '$e_id'});
 	last if $touched eq 't';
 	usleep(100_000);
@@ -240,10 +243,10 @@ is($touched, 't', '(5) and writes the touches queued there');
 # A failure stays visible until the worker succeeds again, across its restart.
 $env->safe_psql('postgres', q{ALTER SYSTEM SET sessrev.cleanup_interval = '1h'; SELECT pg_reload_conf()});
 my $lock_holder = $env->background_psql('app');
-$lock_holder->query_safe(q{SET statement_timeout = 0; SET ROLE NONE; BEGIN READ WRITE;
+$lock_holder->query_safe(qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE; BEGIN READ WRITE;
 	SELECT sessrev.cleanup_expired_sessions()});
 $env->safe_psql('postgres', q{SELECT sessrev.run_cleanup_now()});
-$env->safe_psql('app', q{SET statement_timeout = 0; SET ROLE NONE; SELECT sessrev.run_cleanup_now()});
+$env->safe_psql('app', qq{SET statement_timeout = 0; SET SESSION AUTHORIZATION $su; SET ROLE NONE; SELECT sessrev.run_cleanup_now()});
 ok($env->poll_query_until('postgres', q{SELECT last_error LIKE 'skipped%' FROM sessrev.worker_status()}),
 	'(5) a skipped cleanup is reported in worker_status()');
 $env->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'sessrev cleanup'});
