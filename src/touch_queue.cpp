@@ -1,5 +1,6 @@
 #include "touch_queue.hpp"
 
+#include "shmem_ring.hpp"
 #include "touch_forwarding.hpp"
 
 #include "worker.hpp"
@@ -7,9 +8,6 @@
 extern "C" {
 #include "access/xlog.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
 }
 
 namespace sessrev::touch_queue {
@@ -18,38 +16,20 @@ namespace {
 // 2.5 MiB: a minute of touches at 1,000 per second, which the worker drains
 // every second.
 constexpr std::size_t capacity = 65536;
-
+using Ring = ShmemRing<Touch, capacity>;
 constexpr const char *tranche = "sessrev_touch_queue";
 
-struct Shared {
-    LWLock *lock;
-    std::size_t head;   // next to take
-    std::size_t count;
-    Touch ring[capacity];
-};
-
-Shared *shared = nullptr;
+Ring *shared = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 
 void startup() {
     if (prev_shmem_startup) prev_shmem_startup();
-    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-    bool found;
-    shared = static_cast<Shared *>(ShmemInitStruct("sessrev touch queue", sizeof(Shared), &found));
-    if (!found) {
-        shared->head = 0;
-        shared->count = 0;
-    }
-    shared->lock = &GetNamedLWLockTranche(tranche)->lock;
-    LWLockRelease(AddinShmemInitLock);
+    shared = Ring::attach("sessrev touch queue", tranche);
 }
 
 }  // namespace
 
-void request_shmem() {
-    RequestAddinShmemSpace(sizeof(Shared));
-    RequestNamedLWLockTranche(tranche, 1);
-}
+void request_shmem() { Ring::request(tranche); }
 
 void startup_shmem() {
     prev_shmem_startup = shmem_startup_hook;
@@ -61,36 +41,15 @@ bool push(const Touch &touch) {
     if (shared == nullptr || (RecoveryInProgress() && !touch_forwarding::enabled()) ||
         !worker::serves(MyDatabaseId))
         return false;
-    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    const bool room = shared->count < capacity;
-    if (room) {
-        shared->ring[(shared->head + shared->count) % capacity] = touch;
-        shared->count++;
-    }
-    const bool crowded = shared->count == capacity / 4;
-    LWLockRelease(shared->lock);
+    std::size_t waiting;
+    const bool room = shared->push(touch, [](const Ring &) { return true; }, &waiting);
     // The worker drains every second anyway; a crowded queue wakes it sooner.
-    if (crowded) worker::nudge();
+    if (room && waiting == capacity / 4) worker::nudge();
     return room;
 }
 
-std::size_t take(Touch *out, std::size_t max) {
-    if (shared == nullptr) return 0;
-    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    const std::size_t n = Min(max, shared->count);
-    for (std::size_t i = 0; i < n; i++) out[i] = shared->ring[(shared->head + i) % capacity];
-    shared->head = (shared->head + n) % capacity;
-    shared->count -= n;
-    LWLockRelease(shared->lock);
-    return n;
-}
+std::size_t take(Touch *out, std::size_t max) { return shared == nullptr ? 0 : shared->take(out, max); }
 
-std::size_t waiting() {
-    if (shared == nullptr) return 0;
-    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    const std::size_t n = shared->count;
-    LWLockRelease(shared->lock);
-    return n;
-}
+std::size_t waiting() { return shared == nullptr ? 0 : shared->waiting(); }
 
 }  // namespace sessrev::touch_queue
