@@ -59,7 +59,7 @@ CREATE FUNCTION sessrev.pending_revocations_changed() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'pending_revocations_changed';
 COMMENT ON FUNCTION sessrev.pending_revocations_changed() IS
-    'Cache trigger on sessrev.pending_revocations (AFTER INSERT OR UPDATE, per row): empties the database''s cache entries at commit and adds a JWT cut-off''s user to the user filter before it.';
+    'Cache trigger on sessrev.pending_revocations (AFTER INSERT OR UPDATE, per row): empties the cache at commit and adds a JWT cut-off''s user to the user filter before it.';
 -- Per row, so that a revocation that recorded nothing apart changes nothing.
 -- A deleted pending revocation needs no invalidation: the cache holds only
 -- live sessions.
