@@ -1,5 +1,6 @@
 #include "touch_writer.hpp"
 
+#include "session_lookup.hpp"
 #include "touch_promises.hpp"
 #include "touch_queue.hpp"
 
@@ -10,6 +11,8 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/timestamp.h"
 }
+
+#include <cstdio>
 
 namespace sessrev::touch_writer {
 namespace {
@@ -22,8 +25,10 @@ constexpr std::size_t batch = 1024;
 // lock in id order too). A touch only moves last_active_at forward, only on a
 // live row (a dead one is final: sessions_final_state), and only if no other
 // touch has moved it past the threshold its request saw. The touches it did
-// not write come back, so that their cached promises are forgotten.
-constexpr const char *query = R"(
+// not write come back, so that their cached promises are forgotten. %s is
+// the rest of the rule for "live": sessrev.session_revoked_apart, which a
+// database still at SQL 1.4 does not have.
+constexpr const char *query_template = R"(
 WITH t AS (
     SELECT DISTINCT ON (u.id) u.id, u.at, u.threshold
       FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))
@@ -35,7 +40,7 @@ locked AS (
      WHERE s.last_active_at OPERATOR(pg_catalog.<=) t.threshold
        AND s.last_active_at OPERATOR(pg_catalog.<) t.at
        AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
-       AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
+       %s
      ORDER BY s.id
        FOR UPDATE OF s SKIP LOCKED),
 written AS (
@@ -68,6 +73,9 @@ std::size_t write_batch() {
                                         FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
         PointerGetDatum(construct_array(thresholds, static_cast<int>(n), TIMESTAMPTZOID,
                                         sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+    char query[2048];
+    snprintf(query, sizeof query, query_template,
+             OidIsValid(lookup::layout().pending) ? "AND NOT sessrev.session_revoked_apart(s.id, s.created_at)" : "");
     const int rc = SPI_execute_with_args(query, 3, types, values, nullptr, false, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "sessrev: could not write queued touches (SPI %d)", rc);
     for (uint64 i = 0; i < SPI_processed; i++) {

@@ -361,5 +361,30 @@ for my $i (1 .. 100) {
 is($refused_before, 100, '(10) 100 cycles: every token issued before the cut-off is refused');
 is($accepted_after, 100, '(10) 100 cycles: every token issued with jwt_issued_at after it is accepted');
 
+# --- The 1.5 library serves a database not yet updated to SQL 1.5 -------------
+my $old_sql = PostgreSQL::Test::Cluster->new('old_sql');
+$old_sql->init;
+$old_sql->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'sessrev'
+sessrev.cleanup_interval = 0
+});
+$old_sql->start;
+$old_sql->safe_psql('postgres', q{CREATE EXTENSION sessrev VERSION '1.4'});
+$old_sql->poll_query_until('postgres', 'SELECT pid IS NOT NULL FROM sessrev.worker_status()')
+  or die 'the worker did not start';
+my ($o4_id, $o4_tok) = split /\|/, $old_sql->safe_psql('postgres',
+	q{SELECT session_id || '|' || token FROM sessrev.create_session('sql-1.4-user')});
+$old_sql->safe_psql('postgres',
+	qq{UPDATE sessrev.sessions SET last_active_at = now() - interval '2 h' WHERE id = '$o4_id'});
+$old_sql->safe_psql('postgres', qq{SELECT count(*) FROM sessrev.validate_session('$o4_tok')});
+ok($old_sql->poll_query_until('postgres',
+	qq{SELECT last_active_at > now() - interval '1 minute' FROM sessrev.sessions WHERE id = '$o4_id'}),
+	'(SQL 1.4) the worker writes touches in a database still at SQL 1.4');
+is($old_sql->safe_psql('postgres', 'SELECT last_error IS NULL FROM sessrev.worker_status()'), 't',
+	'(SQL 1.4) without an error');
+is($old_sql->safe_psql('postgres', qq{SELECT sessrev.revoke_session('$o4_id')::text || sessrev.is_revoked('$o4_tok')::text}),
+	'truetrue', '(SQL 1.4) revocations work as in 1.4');
+$old_sql->stop;
+
 $node->stop;
 done_testing();
