@@ -297,8 +297,8 @@ RETURNS boolean
     AS $$
 BEGIN
     -- Never waits: while another transaction holds the row (a revocation in
-    -- progress) or the table (revoke_all_sessions), or in a read-only
-    -- transaction, the touch is skipped and a later request makes it.
+    -- progress) or the table, or in a read-only transaction, the touch is
+    -- skipped and a later request makes it.
     LOCK TABLE sessrev.sessions IN ROW EXCLUSIVE MODE NOWAIT;
     PERFORM FROM sessrev.sessions s WHERE s.id = touch_session.session_id FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
