@@ -9,13 +9,13 @@
 // once it is dead. A touch of a dead row (only last_active_at moves) is
 // dropped without an error, so a batch of touches never fails for one.
 #include "boundary.hpp"
+#include "row_columns.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "utils/timestamp.h"
-#include "utils/datum.h"
 #include "utils/rel.h"
 }
 
@@ -31,19 +31,10 @@ bool row_is_live(HeapTuple row, TupleDesc desc, const sessrev::lookup::Layout &l
                                               now);
 }
 
-bool same(HeapTuple a, HeapTuple b, TupleDesc desc, AttrNumber attnum) {
-    bool a_null, b_null;
-    const Datum x = heap_getattr(a, attnum, desc, &a_null);
-    const Datum y = heap_getattr(b, attnum, desc, &b_null);
-    if (a_null || b_null) return a_null == b_null;
-    const Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-    return datum_image_eq(x, y, att->attbyval, att->attlen);
-}
-
 // Only last_active_at may differ: a touch.
 bool only_touched(HeapTuple old_row, HeapTuple new_row, TupleDesc desc, const sessrev::lookup::Layout &l) {
     for (AttrNumber attnum : {l.id, l.token_hash, l.user_id, l.revoked, l.expires_at, l.metadata, l.created_at})
-        if (!same(old_row, new_row, desc, attnum)) return false;
+        if (!sessrev::row_columns::same_bytes(old_row, new_row, desc, attnum)) return false;
     return true;
 }
 

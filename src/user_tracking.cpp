@@ -10,6 +10,7 @@
 // plain text arguments.
 #include "arguments.hpp"
 #include "boundary.hpp"
+#include "row_columns.hpp"
 #include "current_session.hpp"
 #include "session_lookup.hpp"
 
@@ -99,21 +100,14 @@ char *user_id_of(HeapTuple row, TupleDesc desc, AttrNumber id) {
     return text;
 }
 
-// Whether the column holds the same bytes in both rows. Two values that a
-// type's own equality would call equal may differ here: that revokes, which
-// is the safe side.
-bool same(HeapTuple a, HeapTuple b, TupleDesc desc, AttrNumber attnum) {
-    bool a_null, b_null;
-    const Datum x = heap_getattr(a, attnum, desc, &a_null);
-    const Datum y = heap_getattr(b, attnum, desc, &b_null);
-    if (a_null || b_null) return a_null == b_null;
-    const Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-    return datum_image_eq(x, y, att->attbyval, att->attlen);
-}
+// Columns compare by their stored bytes (row_columns.hpp): two values that a
+// type's own equality would call equal may differ, which revokes, the safe
+// side.
+using sessrev::row_columns::same_bytes;
 
 bool any_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const AttrNumber *attnums, int n) {
     for (int i = 0; i < n; i++)
-        if (!same(a, b, desc, attnums[i])) return true;
+        if (!same_bytes(a, b, desc, attnums[i])) return true;
     return false;
 }
 
@@ -178,7 +172,7 @@ SESSREV_FUNCTION(user_table_changed) {
     }
     HeapTuple new_row = trigger->tg_newtuple;
     // Another user may register the old id: its sessions must not pass to them.
-    if (!same(old_row, new_row, desc, c.id)) {
+    if (!same_bytes(old_row, new_row, desc, c.id)) {
         revoke_user(user, "User id changed", nullptr, nullptr);
     } else if (any_changed(old_row, new_row, desc, c.privilege, c.privileges)) {
         revoke_user(user, "Privileges changed", nullptr, nullptr);
