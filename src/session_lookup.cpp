@@ -12,6 +12,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "commands/extension.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
@@ -39,7 +40,7 @@ bool is_table_of(const Layout &l, Oid relid) {
 
 // A change to a table's triggers also arrives here: the layout is read anew.
 void forget_layout(Datum, Oid relid) {
-    if (relid == InvalidOid || is_table_of(cached_layout, relid)) {
+    if (relid == InvalidOid || is_table_of(cached_layout, relid) || placement::is_metadata_table(relid)) {
         cached_layout = Layout{};
         invalidations++;
     }
@@ -118,6 +119,9 @@ Layout read_layout(bool missing_ok) {
     fresh.retired_at = get_attnum(fresh.retired_tokens, "retired_at");
     fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
+    const Oid read_directly[] = {fresh.sessions, fresh.jwt_denylist, fresh.user_cutoffs,
+                                 fresh.global_cutoff, fresh.pending, fresh.retired_tokens};
+    fresh.placement = placement::judge(read_directly, lengthof(read_directly));
     return fresh;
 }
 
@@ -132,6 +136,12 @@ Layout layout() {
         fresh.armed = arming::scan(fresh).armed;
         known = fresh;
         if (invalidations == before) {
+            // A refusing layout is never cached: each call judges again, and
+            // the fast path above stays one test.
+            if (fresh.placement.where != placement::Where::here) {
+                if (!creating_extension) placement::refuse(fresh.placement);
+                return fresh;
+            }
             cached_layout = fresh;
             return fresh;
         }

@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include "cache.hpp"
+#include "citus_placement.hpp"
 
 namespace sessrev::lookup {
 
@@ -50,10 +51,14 @@ struct Layout {
     AttrNumber global_not_before = InvalidAttrNumber;
     // Every trigger the cache relies on is enabled ALWAYS (trigger_arming.hpp).
     bool armed = false;
+    // Whether this node's tables hold the rows (citus_placement.hpp).
+    placement::Placement placement;
 };
 
 // The layout, by value: opening a relation can run invalidation callbacks that
-// reset the backend's copy. Raises an error if the extension is not installed.
+// reset the backend's copy. Raises an error if the extension is not installed,
+// or if this node's tables do not hold sessrev's rows (citus_placement.hpp;
+// except in an extension's script, which Citus runs on every node).
 Layout layout();
 
 void register_callbacks();

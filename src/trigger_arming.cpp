@@ -36,6 +36,14 @@ bool maybe_changed = false;
 bool flush_at_commit = false;
 bool resume_at_commit = false;
 
+bool created_in_this_transaction(Oid relation) {
+    Relation rel = RelationIdGetRelation(relation);
+    if (!RelationIsValid(rel)) return false;
+    const bool created = rel->rd_createSubid != InvalidSubTransactionId;
+    RelationClose(rel);
+    return created;
+}
+
 bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *state) {
     ScanKeyData keys[2];
     NameData tgname;
@@ -49,7 +57,10 @@ bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *s
     bool armed = false;
     if (HeapTupleIsValid(tuple)) {
         armed = reinterpret_cast<Form_pg_trigger>(GETSTRUCT(tuple))->tgenabled == TRIGGER_FIRES_ALWAYS;
-        if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)))
+        // A trigger created with its table hides nothing: no one saw the
+        // table without it.
+        if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)) &&
+            !created_in_this_transaction(relation))
             state->changed_here = true;
     }
     systable_endscan(scan);
@@ -96,8 +107,7 @@ void on_transaction_end(XactEvent event, void *) {
                                     get_database_name(MyDatabaseId)),
                              errdetail("Checks read the tables until the triggers are re-armed."),
                              errhint("Run SELECT sessrev.arm_triggers(); as a superuser.")));
-                } else if ((state.changed_here && !state.created_here) ||
-                           cache::suspended(MyDatabaseId)) {
+                } else if (state.changed_here || cache::suspended(MyDatabaseId)) {
                     // New tables (CREATE EXTENSION) have nothing in the cache:
                     // only a change to existing ones empties it.
                     flush_at_commit = true;
@@ -108,7 +118,11 @@ void on_transaction_end(XactEvent event, void *) {
             }
             break;
         case XACT_EVENT_PRE_PREPARE:
-            // Its commit would happen out of our sight.
+            // Its commit would happen out of our sight: refused when it
+            // disarms a trigger, or changes one of tables that existed before
+            // (the cache would have to be flushed at that commit). Creating
+            // the extension, as Citus does on its workers in a two-phase
+            // commit, or adding a table with its triggers, hides nothing.
             {
                 State state;
                 if (read_state(&state) && (!state.armed || state.changed_here))
@@ -151,12 +165,7 @@ State scan(const lookup::Layout &l) {
         {l.global_cutoff, "global_token_cutoff_cache"},
         {l.global_cutoff, "global_token_cutoff_cache_truncate"},
     };
-    State state{true, false, false};
-    Relation sessions = RelationIdGetRelation(l.sessions);
-    if (RelationIsValid(sessions)) {
-        state.created_here = sessions->rd_createSubid != InvalidSubTransactionId;
-        RelationClose(sessions);
-    }
+    State state{true, false};
     Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
     for (const Watched &w : watched)
         if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;

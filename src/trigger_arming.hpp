@@ -14,8 +14,7 @@ namespace sessrev::arming {
 
 struct State {
     bool armed;          // every sessrev trigger present and enabled ALWAYS
-    bool changed_here;   // one of them was changed by this transaction
-    bool created_here;   // the tables were created by this transaction (CREATE EXTENSION)
+    bool changed_here;   // one of them, on a table older than this transaction, was changed by it
 };
 
 // Reads pg_trigger for the tables of l (catalog access: inside a transaction).

@@ -4,6 +4,7 @@
 #include "cleanup.hpp"
 #include "compat.hpp"
 #include "reuse_reports.hpp"
+#include "session_lookup.hpp"
 #include "settings.hpp"
 #include "standby_records.hpp"
 #include "touch_forwarding.hpp"
@@ -213,11 +214,17 @@ void pause_between_batches() {
 // extension is missing or another cleanup holds the lock.
 int64 run_cleanup(bool *reported_missing) {
     bool installed = false;
+    bool here = true;
     bool locked = false;
     cleanup::Cutoffs cutoffs{};
     in_transaction("sessrev: checking for the extension", [&] {
         installed = OidIsValid(get_extension_oid("sessrev", true));
         if (!installed) return;
+        // A Citus worker's copies of the tables are empty, and a Citus
+        // table's rows are in its shards: nothing here to clean.
+        lookup::Layout tables;
+        here = !lookup::find_tables(&tables) || tables.placement.where == placement::Where::here;
+        if (!here) return;
         locked = cleanup::try_lock(true);
         Datum week = DirectFunctionCall3(interval_in, CStringGetDatum("7 days"),
                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
@@ -234,6 +241,11 @@ int64 run_cleanup(bool *reported_missing) {
         return -1;
     }
     *reported_missing = false;
+    if (!here) {
+        record_error("skipped: this node's sessrev tables do not hold its rows (a Citus worker, or a "
+                     "sessrev table made a Citus table); cleanup runs where they are");
+        return -1;
+    }
     if (!locked) {
         record_error("skipped: another cleanup (cleanup_expired_sessions) held the cleanup lock");
         return -1;

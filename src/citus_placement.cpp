@@ -1,0 +1,108 @@
+#include "citus_placement.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+namespace sessrev::placement {
+namespace {
+
+// Their oids, once Citus is installed (0 before: nothing to watch).
+Oid local_group_table = InvalidOid;
+Oid partition_table = InvalidOid;
+
+// pg_dist_local_group's one row: this node's group.
+int32 local_group() {
+    Relation rel = table_open(local_group_table, AccessShareLock);
+    const AttrNumber groupid = get_attnum(local_group_table, "groupid");
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
+    HeapTuple tuple = systable_getnext(scan);
+    int32 group = 0;
+    if (HeapTupleIsValid(tuple) && groupid != InvalidAttrNumber) {
+        bool isnull;
+        Datum d = heap_getattr(tuple, groupid, RelationGetDescr(rel), &isnull);
+        if (!isnull) group = DatumGetInt32(d);
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return group;
+}
+
+// pg_dist_partition's partmethod for relid, or '\0' when it is no Citus table.
+char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, Oid relid) {
+    ScanKeyData key;
+    ScanKeyInit(&key, logicalrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    char kind = '\0';
+    if (HeapTupleIsValid(tuple)) {
+        bool isnull;
+        Datum d = heap_getattr(tuple, partmethod, RelationGetDescr(rel), &isnull);
+        kind = isnull ? '?' : DatumGetChar(d);
+    }
+    systable_endscan(scan);
+    return kind;
+}
+
+}  // namespace
+
+Placement judge(const Oid *relids, int n) {
+    Placement p;
+    if (!OidIsValid(get_extension_oid("citus", true))) return p;
+    local_group_table = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
+    partition_table = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+    if (OidIsValid(partition_table)) {
+        const AttrNumber logicalrelid = get_attnum(partition_table, "logicalrelid");
+        const AttrNumber partmethod = get_attnum(partition_table, "partmethod");
+        if (logicalrelid != InvalidAttrNumber && partmethod != InvalidAttrNumber) {
+            Relation rel = table_open(partition_table, AccessShareLock);
+            for (int i = 0; i < n && p.where == Where::here; i++) {
+                if (!OidIsValid(relids[i])) continue;
+                const char kind = citus_kind(rel, logicalrelid, partmethod, relids[i]);
+                if (kind != '\0') p = Placement{Where::citus_table, 0, relids[i], kind};
+            }
+            table_close(rel, AccessShareLock);
+        }
+    }
+    if (OidIsValid(local_group_table)) p.group = local_group();
+    if (p.where == Where::here && p.group != 0) p.where = Where::on_coordinator;
+    return p;
+}
+
+bool is_metadata_table(Oid relid) {
+    return OidIsValid(relid) && (relid == local_group_table || relid == partition_table);
+}
+
+void refuse(const Placement &p) {
+    if (p.where == Where::on_coordinator)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("sessrev's sessions are not on this node"),
+                 errdetail("This node is a worker of a Citus cluster (group %d): sessrev's sessions, "
+                           "denylist and cut-offs are in the coordinator's tables, and this node's "
+                           "copies of them are empty.",
+                           p.group),
+                 errhint("Call sessrev's functions on the coordinator. A statement that also reads a "
+                         "distributed table is sent whole to a worker: check the session in a "
+                         "statement of its own.")));
+    const char *relname = get_rel_name(p.table);
+    const char *kind = p.kind == 'h' ? "distributed" : p.kind == 'n' ? "reference or local" : "Citus";
+    ereport(ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("sessrev.%s is a Citus %s table", relname ? relname : "?", kind),
+             errdetail("sessrev reads its tables directly; the rows of a Citus table are in its shards, "
+                       "so no check is answered until the table is local to the coordinator again."),
+             errhint("Run SELECT undistribute_table('sessrev.%s'); sessrev's tables stay on the "
+                     "coordinator (see docs/SCALING.md).",
+                     relname ? relname : "?")));
+}
+
+}  // namespace sessrev::placement

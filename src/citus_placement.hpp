@@ -1,0 +1,47 @@
+// Where sessrev's rows are when the database is part of a Citus cluster.
+//
+// sessrev reads its tables directly (index scans in C++, a cache filled from
+// them and invalidated by their triggers). That is right only on the node
+// whose own tables hold the rows. In a Citus cluster two things break it:
+//  - on a worker, sessrev's tables are the worker's own, empty copies (Citus
+//    creates the extension on every node; the rows stay on the coordinator),
+//    and a statement that reads a distributed table is sent to a worker whole,
+//    checks included;
+//  - a sessrev table made a Citus table (create_reference_table,
+//    create_distributed_table, ...) keeps its old rows in the coordinator's
+//    shell, which no write reaches any more, while the rows live in shards.
+// Both are refused with an error that says where the rows are (fail closed):
+// this release keeps sessrev's tables on the coordinator (docs/SCALING.md).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace sessrev::placement {
+
+enum class Where : uint8 {
+    here,            // no Citus, or the coordinator with sessrev's own tables
+    on_coordinator,  // a Citus worker: the rows are in the coordinator's tables
+    citus_table,     // one of sessrev's tables is a Citus table
+};
+
+struct Placement {
+    Where where = Where::here;
+    int32 group = 0;              // this node's Citus group (0: the coordinator)
+    Oid table = InvalidOid;       // for citus_table: which one
+    char kind = '\0';             // for citus_table: pg_dist_partition's partmethod
+};
+
+// Judges the tables (relids, n of them; invalid ones are skipped) from Citus's
+// metadata in this database. Catalog reads: inside a transaction.
+Placement judge(const Oid *relids, int n);
+
+// Whether relid is one of Citus's metadata tables that decide the placement
+// (a relcache invalidation of it means the judgement may have changed).
+bool is_metadata_table(Oid relid);
+
+// Raises the error that says where the rows are.
+[[noreturn]] void refuse(const Placement &p);
+
+}  // namespace sessrev::placement
