@@ -5,7 +5,7 @@ MODULE_big = sessrev
 # the newest release is built from the last full one plus the upgrades since, so
 # that a fresh install and an upgrade run the very same SQL.
 DATA       = sql/sessrev--1.0.sql $(filter-out $(DATA_built),$(wildcard sql/sessrev--*--*.sql))
-DATA_built = sql/sessrev--1.5.sql sql/sessrev--1.0--1.5.sql
+DATA_built = sql/sessrev--1.6.sql sql/sessrev--1.0--1.5.sql
 OBJS       = $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))
 
 PG_CONFIG ?= pg_config
@@ -65,11 +65,13 @@ endif
 # PGXS tracks no header dependencies: rebuild everything when a header changes.
 $(OBJS): $(wildcard src/*.hpp) .build-flavor
 
-sql/sessrev--1.5.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
-                     sql/sessrev--1.2--1.3.sql sql/sessrev--1.3--1.4.sql sql/sessrev--1.4--1.5.sql
+sql/sessrev--1.6.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
+                     sql/sessrev--1.2--1.3.sql sql/sessrev--1.3--1.4.sql sql/sessrev--1.4--1.5.sql \
+                     sql/sessrev--1.5--1.6.sql
 	cat $^ > $@
 
-# The direct update from 1.0, which PostgreSQL prefers to the five steps: the
+# The update from 1.0 in one step, which PostgreSQL prefers to the five (1.5
+# then goes on to later releases by their scripts): the
 # same scripts, except that 1.1's re-tracking of tables tracked under 1.0
 # skips, with a WARNING naming it, any object it cannot process (a view that
 # another role put a 1.0 trigger on), instead of failing the whole update and

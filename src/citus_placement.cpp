@@ -1,12 +1,22 @@
 #include "citus_placement.hpp"
 
+#include <cctype>
+#include <cstring>
+
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/xact.h"
 #include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/snapmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -52,7 +62,67 @@ char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, Oi
     return kind;
 }
 
+object_access_hook_type previous_hook = nullptr;
+
+// The tables whose rows sessrev reads directly.
+constexpr const char *direct_tables[] = {"sessions",   "jwt_denylist",        "user_token_cutoffs",
+                                         "global_token_cutoff", "pending_revocations", "retired_tokens"};
+
+// The table relname is a shard of, or nullptr: Citus names a shard
+// <table>_<shard id>.
+const char *shard_of(const char *relname) {
+    for (const char *table : direct_tables) {
+        const std::size_t n = std::strlen(table);
+        if (std::strncmp(relname, table, n) != 0 || relname[n] != '_' || relname[n + 1] == '\0') continue;
+        const char *digits = relname + n + 1;
+        while (std::isdigit(static_cast<unsigned char>(*digits))) digits++;
+        if (*digits == '\0') return table;
+    }
+    return nullptr;
+}
+
+// The new relation's pg_class row is not visible to the syscache before the
+// next command: read it as this command sees it.
+void refuse_shard(Oid relid) {
+    const Oid schema = get_namespace_oid("sessrev", true);
+    if (!OidIsValid(schema)) return;
+    Relation pg_class = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(pg_class, ClassOidIndexId, true, SnapshotSelf, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    const char *table = nullptr;
+    if (HeapTupleIsValid(tuple)) {
+        const Form_pg_class form = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple));
+        if (form->relnamespace == schema &&
+            (form->relkind == RELKIND_RELATION || form->relkind == RELKIND_PARTITIONED_TABLE))
+            table = shard_of(NameStr(form->relname));
+    }
+    systable_endscan(scan);
+    table_close(pg_class, AccessShareLock);
+    if (table == nullptr) return;
+    ereport(ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("sessrev.%s cannot become a Citus table", table),
+             errdetail("sessrev reads its tables directly: the rows of a shard of sessrev.%s would be "
+                       "where no check reads them.",
+                       table),
+             errhint("sessrev's tables stay on the coordinator (see docs/SCALING.md).")));
+}
+
+void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg) {
+    if (previous_hook) previous_hook(access, class_id, object_id, sub_id, arg);
+    if (access == OAT_POST_CREATE && class_id == RelationRelationId && sub_id == 0 && !creating_extension &&
+        !IsBinaryUpgrade && IsTransactionState())
+        refuse_shard(object_id);
+}
+
 }  // namespace
+
+void register_hooks() {
+    previous_hook = object_access_hook;
+    object_access_hook = on_object_access;
+}
 
 Placement judge(const Oid *relids, int n) {
     Placement p;

@@ -44,4 +44,11 @@ bool is_metadata_table(Oid relid);
 // Raises the error that says where the rows are.
 [[noreturn]] void refuse(const Placement &p);
 
+// Refuses, from _PG_init on, the creation of a shard of one of sessrev's
+// tables (a relation named <table>_<shard id> in schema sessrev), so that
+// create_reference_table, create_distributed_table or
+// citus_add_local_table_to_metadata on them fails on any node that preloads
+// sessrev and holds a placement, instead of leaving rows where no check reads.
+void register_hooks();
+
 }  // namespace sessrev::placement

@@ -12,6 +12,7 @@ void _PG_init(void);
 
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "citus_placement.hpp"
 #include "current_session.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
@@ -45,6 +46,7 @@ extern "C" void _PG_init(void) {
     sessrev::current_session::register_callbacks();
     sessrev::arming::register_callbacks();
     sessrev::validation::register_callbacks();
+    sessrev::placement::register_hooks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;

@@ -1,0 +1,90 @@
+-- sessrev 1.5 -> 1.6: sessrev in a Citus cluster. Its tables stay on the
+-- coordinator; the library refuses checks on a node whose tables do not hold
+-- the rows (docs/SCALING.md), and a user table whose triggers would fire on
+-- the workers cannot be tracked.
+\echo Use "ALTER EXTENSION sessrev UPDATE TO '1.6'" to load this file. \quit
+
+CREATE OR REPLACE FUNCTION sessrev.track_user_table(
+    tbl                regclass,
+    id_column          name,
+    credential_columns name[] DEFAULT '{}',
+    privilege_columns  name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_column  name;
+    v_attnum  int2;
+    v_id      int2;
+    v_creds   int2[] := '{}';
+    v_privs   int2[] := '{}';
+    v_watched text[] := '{}';
+    v_citus   boolean;
+BEGIN
+    IF tbl IS NULL OR id_column IS NULL OR credential_columns IS NULL OR privilege_columns IS NULL THEN
+        RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) = 'p' THEN
+        -- TRUNCATE of one partition would fire no trigger of the parent's.
+        RAISE EXCEPTION '% is partitioned: track a plain table', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) <> 'r' THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    -- A Citus distributed or reference table fires its triggers on its shards,
+    -- on the workers, where sessrev's sessions are not (a Citus local table's
+    -- one shard is on the coordinator, with them).
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                                 WHERE logicalrelid OPERATOR(pg_catalog.=) $1
+                                   AND NOT (partmethod OPERATOR(pg_catalog.=) ''n''
+                                            AND repmodel OPERATOR(pg_catalog.=) ''s''))'
+            INTO v_citus USING tbl;
+        IF v_citus THEN
+            RAISE EXCEPTION '% is a Citus distributed or reference table', tbl
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'Its triggers run on its shards on the workers, and sessrev''s sessions are on the coordinator.',
+                      HINT = 'Revoke in the transaction that changes the user, on the coordinator: '
+                             'SELECT sessrev.revoke_user_sessions(id, reason) (see docs/SCALING.md).';
+        END IF;
+    END IF;
+    FOREACH v_column IN ARRAY ARRAY[id_column] || credential_columns || privilege_columns LOOP
+        SELECT attnum INTO v_attnum FROM pg_attribute
+         WHERE attrelid = tbl AND attname = v_column AND attnum > 0 AND NOT attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', v_column, tbl
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF NOT 'OLD.' || quote_ident(v_column) = ANY (v_watched) THEN
+            v_watched := v_watched || ('OLD.' || quote_ident(v_column));
+        END IF;
+    END LOOP;
+    v_id := (SELECT attnum FROM pg_attribute WHERE attrelid = tbl AND attname = id_column);
+    SELECT coalesce(array_agg(a.attnum ORDER BY u.n), '{}') INTO v_creds
+      FROM unnest(credential_columns) WITH ORDINALITY u(name, n)
+      JOIN pg_attribute a ON a.attrelid = tbl AND a.attname = u.name;
+    SELECT coalesce(array_agg(a.attnum ORDER BY u.n), '{}') INTO v_privs
+      FROM unnest(privilege_columns) WITH ORDINALITY u(name, n)
+      JOIN pg_attribute a ON a.attrelid = tbl AND a.attname = u.name;
+    PERFORM sessrev.untrack_user_table(tbl);
+    -- Columns go by number, so a renamed column stays tracked. The WHEN
+    -- clause, always true and free of the columns' own operators, makes the
+    -- trigger depend on each column, so dropping one is refused (UPDATE OF
+    -- would too, but would miss columns that a BEFORE trigger changes).
+    -- ALWAYS: changes applied by logical replication (session_replication_role
+    -- = replica) revoke too.
+    EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions AFTER UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW WHEN (pg_catalog.num_nulls(%s) OPERATOR(pg_catalog.>=) 0) '
+                   'EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
+                   tbl, array_to_string(v_watched, ', '), v_id, v_creds, v_privs);
+    EXECUTE format('CREATE TRIGGER sessrev_revoke_sessions_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION sessrev.user_table_changed(%L, %L, %L)',
+                   tbl, v_id, v_creds, v_privs);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sessrev_revoke_sessions', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sessrev_revoke_sessions_truncate', tbl);
+END
+$$;
+COMMENT ON FUNCTION sessrev.track_user_table(regclass, name, name[], name[]) IS
+    'Installs the triggers that revoke a user''s sessions when the user row is deleted or truncated, its id changes, or a credential or privilege column changes.';
