@@ -88,3 +88,39 @@ END
 $$;
 COMMENT ON FUNCTION sessrev.track_user_table(regclass, name, name[], name[]) IS
     'Installs the triggers that revoke a user''s sessions when the user row is deleted or truncated, its id changes, or a credential or privilege column changes.';
+
+CREATE FUNCTION sessrev.require_sessions_here() RETURNS void
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'require_sessions_here';
+COMMENT ON FUNCTION sessrev.require_sessions_here() IS
+    'Raises (55000) on a Citus worker, whose copies of sessrev''s tables are empty (the rows are on the coordinator), and where one of sessrev''s tables is a Citus table; returns otherwise.';
+REVOKE ALL ON FUNCTION sessrev.require_sessions_here() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION sessrev.revoke_token(token text, reason text DEFAULT 'User logout',
+                                                revoked_by text DEFAULT NULL)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_id   uuid;
+    v_user text;
+BEGIN
+    IF revoke_token.revoked_by IS NOT NULL AND NOT sessrev.outer_role_may_execute(
+            'sessrev.revoke_session(uuid, text, text)'::regprocedure) THEN
+        RAISE EXCEPTION 'revoked_by may be given only by a role that may revoke any session (sessrev.grant_backend)'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Leave revoked_by out: the audit log then records the session''s own user.';
+    END IF;
+    SELECT s.id, s.user_id INTO v_id, v_user FROM sessrev.sessions s
+     WHERE s.token_hash = sessrev.hash_token(revoke_token.token);
+    IF NOT FOUND THEN
+        -- Not "no such session" from a Citus worker's empty tables.
+        PERFORM sessrev.require_sessions_here();
+        RETURN false;
+    END IF;
+    RETURN coalesce(sessrev.revoke_session(v_id, revoke_token.reason,
+                                           coalesce(revoke_token.revoked_by, sessrev.current_user_id(), v_user)),
+                    false);
+END
+$$;

@@ -1,10 +1,12 @@
 // SQL-callable revoke_session, revoke_user_sessions and revoke_all_sessions:
 // argument checks, then the one revoke-and-audit path (revocation.hpp), then
-// what each scope adds (summary audit row, JWT cut-off).
+// what each scope adds (summary audit row, JWT cut-off); and the guard of the
+// revocations written in SQL.
 #include "arguments.hpp"
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "revocation.hpp"
+#include "session_lookup.hpp"
 
 extern "C" {
 #include "catalog/pg_type_d.h"
@@ -119,4 +121,12 @@ SESSREV_FUNCTION(revoke_all_sessions) {
 SESSREV_FUNCTION(outer_role_may_execute) {
     if (PG_ARGISNULL(0)) PG_RETURN_NULL();
     PG_RETURN_BOOL(sessrev::compat::may_execute(PG_GETARG_OID(0), GetOuterUserId()));
+}
+
+// require_sessions_here() RETURNS void: raises unless this node's tables hold
+// sessrev's rows (citus_placement.hpp), for SQL functions whose answer "no
+// such session" would otherwise come from a Citus worker's empty tables.
+SESSREV_FUNCTION(require_sessions_here) {
+    (void)sessrev::lookup::layout();
+    PG_RETURN_VOID();
 }

@@ -98,6 +98,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'outer_role_may_execute(function regprocedure)',
                 'pending_revocations_changed()',
                 'remember_current_session(session_id uuid, user_id text)',
+                'require_sessions_here()',
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',

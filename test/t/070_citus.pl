@@ -1,0 +1,253 @@
+# sessrev in a Citus cluster (a coordinator and two workers, sessrev preloaded
+# after citus on each), with sessrev's tables on the coordinator:
+#  - CREATE EXTENSION, ALTER EXTENSION ... UPDATE and citus_add_node work from
+#    the coordinator (Citus creates the extension on the workers in a
+#    two-phase commit), leaving no prepared transaction behind;
+#  - every function answers on the coordinator, from its cache, and every
+#    revocation path (also one committed with a distributed write, by Citus's
+#    two-phase commit) is refused by the next check: 0 stale answers over more
+#    than 10,000 checks made while revocations commit;
+#  - no worker answers from its empty tables: every check and revocation there
+#    fails with 55000, including a check that Citus sends to a worker inside a
+#    statement that reads a distributed table; the cleanup worker skips there;
+#  - a distributed or reference users table cannot be tracked (0A000), and
+#    revoking in the transaction that changes the user works instead;
+#  - none of sessrev's tables can be made a Citus table (0A000), and every
+#    check still answers afterwards.
+# Run by test/run with Citus built (test/citus/build): SESSREV_CITUS=required
+# makes a missing Citus a failure instead of a skip.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks;
+
+my $pkglib = `pg_config --pkglibdir`;
+chomp $pkglib;
+if (!-f "$pkglib/citus.so") {
+	BAIL_OUT("Citus is not installed ($pkglib/citus.so): test/citus/build")
+	  if ($ENV{SESSREV_CITUS} // '') eq 'required';
+	plan skip_all => 'Citus is not installed (test/citus/build installs it)';
+}
+
+sub new_node {
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'citus,sessrev'
+max_prepared_transactions = 20
+sessrev.cleanup_interval = 0
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+	return $node;
+}
+
+my $coordinator = new_node('coordinator');
+my @workers = map { new_node("worker$_") } 1 .. 2;
+sub on_coordinator { return $coordinator->safe_psql('postgres', $_[0]); }
+sub add_node {
+	my ($node) = @_;
+	on_coordinator(sprintf(q{SELECT citus_add_node('%s', %d)}, $node->host, $node->port));
+}
+on_coordinator(sprintf(q{SELECT citus_set_coordinator_host('%s', %d)}, $coordinator->host, $coordinator->port));
+add_node($_) for @workers;
+
+# The version and the prepared transactions left on each node.
+sub versions {
+	return join ' ', map {
+		$_->safe_psql('postgres', q{SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'sessrev'), 'none')
+		                             || '/' || (SELECT count(*) FROM pg_prepared_xacts)})
+	} ($coordinator, @workers);
+}
+
+# --- Lifecycle through the coordinator ---------------------------------------
+on_coordinator(q{CREATE EXTENSION sessrev VERSION '1.4'});
+is(versions(), '1.4/0 1.4/0 1.4/0', 'CREATE EXTENSION on the coordinator creates it on every worker');
+on_coordinator('ALTER EXTENSION sessrev UPDATE');
+my $default = on_coordinator(q{SELECT default_version FROM pg_available_extensions WHERE name = 'sessrev'});
+is(versions(), join(' ', ("$default/0") x 3),
+	"ALTER EXTENSION sessrev UPDATE on the coordinator updates every worker to $default");
+
+# --- Every function on the coordinator, from its cache ------------------------
+on_coordinator(q{
+	CREATE ROLE app_backend; CREATE ROLE app_user; CREATE ROLE app_auditor;
+	SELECT sessrev.grant_backend('app_backend');
+	SELECT sessrev.grant_end_user('app_user');
+	SELECT sessrev.grant_auditor('app_auditor');
+});
+pass('the grant profiles are granted on the coordinator');
+
+sub session {
+	my ($user) = @_;
+	return split /\|/, on_coordinator(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user',
+	                                     ip_address => '192.0.2.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0')});
+}
+my $checker = $coordinator->background_psql('postgres');
+my (undef, $warm) = session('warm-up');
+ok(wait_for_cache($coordinator, $checker, $warm, 'warm-up'), "the coordinator's cache serves");
+
+my ($a_id, $a_tok) = session('alice');
+my (undef, $a2_tok) = session('alice');
+is(answers($checker, $a_tok, 'alice'), 'false/1/false', 'a new session is live on the coordinator');
+my $hits = cache_hits($coordinator);
+answers($checker, $a_tok, 'alice');
+cmp_ok(cache_hits($coordinator), '>', $hits, "answered from the coordinator's cache");
+is(on_coordinator(qq{SELECT sessrev.is_revoked('$a_id'::uuid)}), 'f', 'is_revoked(session id)');
+is(on_coordinator(qq{SELECT user_id FROM sessrev.validate_session('$a_tok')}), 'alice', 'validate_session');
+is(on_coordinator(qq{SELECT (sessrev.validate_session_record('$a_tok')).user_id}), 'alice', 'validate_session_record');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.user_sessions('alice')}), '2', 'user_sessions');
+is(on_coordinator(qq{BEGIN; SELECT FROM sessrev.validate_session('$a_tok'); SELECT count(*) FROM sessrev.my_sessions(); COMMIT}), '2',
+	'my_sessions after validate_session');
+my $rotated = on_coordinator(qq{SELECT token FROM sessrev.rotate_token('$a2_tok')});
+is(on_coordinator(qq{SELECT sessrev.is_revoked('$rotated')}), 'f', 'rotate_token: the new token is live');
+is(on_coordinator(qq{SELECT sessrev.extend_session('$a_id', interval '2 hours') > now()}), 't', 'extend_session');
+is(on_coordinator(q{SELECT sessrev.jwt_issued_at('alice') > 0}), 't', 'jwt_issued_at');
+is(on_coordinator(qq{BEGIN; SELECT FROM sessrev.validate_session('$a_tok'); SELECT sessrev.revoke_my_other_sessions(); COMMIT}), '1',
+	'revoke_my_other_sessions');
+is(on_coordinator(qq{SELECT sessrev.is_revoked('$rotated')}), 't', 'the other device is signed out');
+is(on_coordinator(q{SELECT sessrev.cleanup_expired_sessions() >= 0}), 't', 'cleanup_expired_sessions');
+is(on_coordinator(q{SELECT sessrev.run_cleanup_now()}), 't', 'run_cleanup_now');
+$coordinator->poll_query_until('postgres', q{SELECT runs > 0 AND last_error IS NULL FROM sessrev.worker_status()})
+  or diag(on_coordinator('SELECT * FROM sessrev.worker_status()'));
+is(on_coordinator(q{SELECT runs > 0 AND last_error IS NULL FROM sessrev.worker_status()}), 't',
+	"the coordinator's cleanup worker runs");
+is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id = 'alice'}) > 0, 1,
+	'the audit log records on the coordinator');
+
+# --- Every revocation path, each refused by the next check ---------------------
+for my $how ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'UPDATE revoked', 'UPDATE expires_at',
+	'DELETE', 'revoke_jwt', 'revoke_user_tokens_before', 'TRUNCATE')
+{
+	my $user = "u-$how";
+	$user =~ s/\W/_/g;
+	my ($id, $token) = session($user);
+	is(answers($checker, $token, $user), 'false/1/false', "$how: live before");
+	on_coordinator(revocation_sql($how, $id, $token, $user));
+	is(answers($checker, $token, $user), refused_answer($how), "$how: refused by the next check");
+}
+
+# --- 0 stale answers while revocations commit ----------------------------------
+# 400 sessions of 40 users; 100 rounds, each revoking 4 sessions by one of four
+# paths, then a checker in another connection checks all 400 (the live ones
+# filling and hitting the cache): 40,000 checks, compared with what was revoked.
+on_coordinator(q{CREATE TABLE public.stress (n int PRIMARY KEY, user_id text, id uuid, token text)});
+on_coordinator(q{INSERT INTO public.stress
+	SELECT n, 's' || (n % 40), c.session_id, c.token FROM generate_series(0, 399) n,
+	       LATERAL sessrev.create_session('s' || (n % 40)) c});
+my %revoked;
+my $stale = 0;
+my $checks = 0;
+my @paths = (
+	sub { "SELECT sessrev.revoke_session(id) FROM public.stress WHERE n = $_[0]" },
+	sub { "SELECT sessrev.revoke_token(token) FROM public.stress WHERE n = $_[0]" },
+	sub { "DELETE FROM sessrev.sessions WHERE id = (SELECT id FROM public.stress WHERE n = $_[0])" },
+	sub { "UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = (SELECT id FROM public.stress WHERE n = $_[0])" },
+);
+for my $round (0 .. 99) {
+	my @now = map { $round * 4 + $_ } 0 .. 3;
+	on_coordinator(join '; ', map { $paths[$_ % 4]->($now[$_]) } 0 .. 3);
+	$revoked{$_} = 1 for @now;
+	my $answers = $checker->query_safe(q{SELECT string_agg(sessrev.is_revoked(token)::text, ',' ORDER BY n) FROM public.stress});
+	my @a = split /,/, $answers;
+	for my $n (0 .. 399) {
+		$checks++;
+		$stale++ if $revoked{$n} && $a[$n] ne 'true';
+	}
+}
+cmp_ok($checks, '>=', 10000, "$checks checks made while revocations committed");
+is($stale, 0, 'none of them answered a revoked session as live');
+
+# --- A revocation committed with a distributed write (Citus's 2PC) -------------
+on_coordinator(q{
+	CREATE TABLE public.users (id text PRIMARY KEY, pw text);
+	SELECT create_distributed_table('public.users', 'id');
+	INSERT INTO public.users VALUES ('bob', 'old'), ('carol', 'old');
+});
+my (undef, $b_tok) = session('bob');
+is(answers($checker, $b_tok, 'bob'), 'false/1/false', 'bob is live');
+on_coordinator(q{BEGIN; UPDATE public.users SET pw = 'new' WHERE id = 'bob';
+	SELECT sessrev.revoke_user_sessions('bob', 'password changed'); ROLLBACK});
+is(answers($checker, $b_tok, 'bob'), 'false/1/false', 'a password change rolled back revokes nothing');
+on_coordinator(q{BEGIN; UPDATE public.users SET pw = 'new' WHERE id = 'bob';
+	SELECT sessrev.revoke_user_sessions('bob', 'password changed'); COMMIT});
+is(answers($checker, $b_tok, 'bob'), 'true/0/true', 'revoked with the distributed password change, at its commit');
+is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'no prepared transaction left on the coordinator');
+
+# --- Tracking a distributed or reference users table is refused ---------------
+sub fails_with {
+	my ($node, $sql, $sqlstate, $pattern, $name) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	ok($rc != 0 && $err =~ /ERROR:  $sqlstate: / && $err =~ $pattern, $name) or diag("rc $rc out '$out' err '$err'");
+}
+fails_with($coordinator, q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}')}, '0A000',
+	qr/is a Citus distributed or reference table/, 'tracking a distributed users table is refused');
+on_coordinator(q{CREATE TABLE public.roles_ref (id text PRIMARY KEY, pw text); SELECT create_reference_table('public.roles_ref')});
+fails_with($coordinator, q{SELECT sessrev.track_user_table('public.roles_ref', 'id', '{pw}')}, '0A000',
+	qr/is a Citus distributed or reference table/, 'tracking a reference users table is refused');
+on_coordinator(q{CREATE TABLE public.local_users (id text PRIMARY KEY, pw text); INSERT INTO public.local_users VALUES ('dave', 'old');
+	SELECT sessrev.track_user_table('public.local_users', 'id', '{pw}')});
+my (undef, $d_tok) = session('dave');
+on_coordinator(q{UPDATE public.local_users SET pw = 'new' WHERE id = 'dave'});
+is(answers($checker, $d_tok, 'dave'), refused_answer('revoke_user_sessions'),
+	"a tracked table on the coordinator revokes at its update's commit");
+
+# --- Workers answer nothing from their empty tables -----------------------------
+my (undef, $e_tok) = session('erin');
+my $refusal = qr/sessrev's sessions are not on this node/;
+for my $i (0 .. $#workers) {
+	my $w = $workers[$i];
+	my $name = 'worker' . ($i + 1);
+	for my $call (qq{SELECT sessrev.is_revoked('$e_tok')}, q{SELECT sessrev.is_revoked(gen_random_uuid())},
+		qq{SELECT * FROM sessrev.validate_session('$e_tok')}, qq{SELECT sessrev.validate_session_record('$e_tok')},
+		q{SELECT sessrev.is_jwt_revoked('jti-x', 'erin', now())}, q{SELECT * FROM sessrev.create_session('erin')},
+		q{SELECT sessrev.revoke_session(gen_random_uuid())}, q{SELECT sessrev.revoke_user_sessions('erin')},
+		qq{SELECT sessrev.revoke_token('$e_tok')}, q{SELECT sessrev.revoke_jwt('jti-x', now() + interval '1 hour')},
+		q{SELECT sessrev.revoke_user_tokens_before('erin')}, q{SELECT sessrev.revoke_all_sessions()})
+	{
+		fails_with($w, $call, '55000', $refusal, "$name refuses: $call");
+	}
+	$w->safe_psql('postgres', 'SELECT sessrev.run_cleanup_now()');
+	$w->poll_query_until('postgres', q{SELECT last_error LIKE 'skipped: %' FROM sessrev.worker_status()});
+	like($w->safe_psql('postgres', 'SELECT last_error FROM sessrev.worker_status()'), qr/^skipped: .*Citus worker/,
+		"$name: the cleanup worker skips, and says why");
+}
+on_coordinator(q{CREATE TABLE public.orders (tenant int, item int); SELECT create_distributed_table('public.orders', 'tenant');
+	INSERT INTO public.orders VALUES (5, 1)});
+fails_with($coordinator, qq{SELECT sessrev.is_revoked('$e_tok'), o.item FROM public.orders o WHERE o.tenant = 5}, '55000',
+	$refusal, 'a check that Citus sends to a worker with a distributed query is refused there');
+is(on_coordinator(qq{SELECT sessrev.is_revoked('$e_tok')}), 'f', 'the same check in its own statement answers');
+
+# --- sessrev's tables cannot become Citus tables --------------------------------
+for my $call (q{SELECT create_reference_table('sessrev.sessions')},
+	q{SELECT create_distributed_table('sessrev.jwt_denylist', 'jti')},
+	q{SELECT create_reference_table('sessrev.global_token_cutoff')},
+	q{SELECT create_distributed_table('sessrev.user_token_cutoffs', 'user_id')})
+{
+	fails_with($coordinator, "SET citus.enable_unsafe_triggers = on; $call", '0A000', qr/cannot become a Citus table/,
+		"refused: $call");
+}
+is(on_coordinator(q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'sessrev.%'}), '0',
+	'none of them is a Citus table');
+is(answers($checker, $e_tok, 'erin'), 'false/1/false', 'checks still answer on the coordinator');
+
+# --- The emergency logout, last: its cut-off refuses every earlier JWT too ------
+on_coordinator(revocation_sql('revoke_all_sessions'));
+is(answers($checker, $e_tok, 'erin'), refused_answer('revoke_all_sessions'), 'revoke_all_sessions: refused by the next check');
+
+# --- A worker added later -------------------------------------------------------
+my $late = new_node('worker3');
+add_node($late);
+is($late->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sessrev'}), $default,
+	'citus_add_node creates the extension on the new worker');
+fails_with($late, qq{SELECT sessrev.is_revoked('$e_tok')}, '55000', $refusal, 'the new worker refuses checks');
+is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
+	  . join('/', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } (@workers, $late)),
+	'0/0/0/0', "no prepared transaction of Citus's left on any node");
+
+$checker->quit;
+done_testing();
