@@ -170,9 +170,7 @@ void refuse(const Placement &p) {
              errmsg("sessrev.%s is a Citus %s table", relname ? relname : "?", kind),
              errdetail("sessrev reads its tables directly; the rows of a Citus table are in its shards, "
                        "so no check is answered until the table is local to the coordinator again."),
-             errhint("Run SELECT undistribute_table('sessrev.%s'); sessrev's tables stay on the "
-                     "coordinator (see docs/SCALING.md).",
-                     relname ? relname : "?")));
+             errhint("sessrev's tables must stay local to the coordinator (see docs/SCALING.md).")));
 }
 
 }  // namespace sessrev::placement

@@ -13,7 +13,8 @@
 #  - a distributed or reference users table cannot be tracked (0A000), and
 #    revoking in the transaction that changes the user works instead;
 #  - none of sessrev's tables can be made a Citus table (0A000), and every
-#    check still answers afterwards.
+#    check still answers afterwards; one made a Citus table while sessrev was
+#    not loaded makes every check on every node refuse (0A000).
 # Run by test/run with Citus built (test/citus/build): SESSREV_CITUS=required
 # makes a missing Citus a failure instead of a skip.
 use strict;
@@ -250,4 +251,24 @@ is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
 	'0/0/0/0', "no prepared transaction of Citus's left on any node");
 
 $checker->quit;
+
+# --- A sessrev table made a Citus table where sessrev was not loaded -------------
+# Without sessrev preloaded, nothing refuses the shards; once it is loaded
+# again, every check refuses rather than read the shell's stale rows.
+my @all = ($coordinator, @workers, $late);
+for my $node (@all) {
+	$node->adjust_conf('postgresql.conf', 'shared_preload_libraries', q{'citus'});
+	$node->restart;
+}
+on_coordinator(q{SET citus.enable_unsafe_triggers = on; SELECT create_reference_table('sessrev.jwt_denylist')});
+for my $node (@all) {
+	$node->adjust_conf('postgresql.conf', 'shared_preload_libraries', q{'citus,sessrev'});
+	$node->restart;
+}
+for my $node (@all) {
+	fails_with($node, qq{SELECT sessrev.is_revoked('$e_tok')}, '0A000', qr/sessrev\.jwt_denylist is a Citus reference/,
+		$node->name . ': every check refuses once a sessrev table is a Citus table');
+}
+fails_with($coordinator, q{SELECT sessrev.is_jwt_revoked('jti-x', 'erin', now())}, '0A000', qr/is a Citus/,
+	'is_jwt_revoked refuses on the coordinator too');
 done_testing();
