@@ -124,3 +124,75 @@ BEGIN
                     false);
 END
 $$;
+
+--------------------------------------------------------------------------------
+-- End users' own security history
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.my_security_events(max_events integer DEFAULT 50)
+RETURNS TABLE (occurred_at timestamptz, action text, session_id uuid, device_info text,
+               ip_address inet, reason text, is_current boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user text := sessrev.current_user_id();
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF max_events IS NULL OR max_events < 1 OR max_events > 1000 THEN
+        RAISE EXCEPTION 'max_events must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The session row, while cleanup keeps it, gives a revocation's device.
+    RETURN QUERY
+    SELECT a.created_at, a.action, a.session_id,
+           coalesce(s.device_info, sessrev.device_from_user_agent(coalesce(a.user_agent, s.user_agent))),
+           coalesce(a.ip_address, s.ip_address), a.details ->> 'reason',
+           coalesce(a.session_id = sessrev.current_session_id(), false)
+      FROM sessrev.session_audit_log a
+      LEFT JOIN sessrev.sessions s ON s.id = a.session_id
+     WHERE a.user_id = v_user
+     ORDER BY a.created_at DESC, a.id DESC
+     LIMIT max_events;
+END
+$$;
+COMMENT ON FUNCTION sessrev.my_security_events(integer) IS
+    'The current session''s user''s own audit events (logins, revocations, rotations, token reuse, JWT revocations), newest first, with device, IP and reason; nothing of other users. For the end-user profile (grant_end_user); 42501 without a current session.';
+REVOKE ALL ON FUNCTION sessrev.my_security_events(integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION sessrev.grant_end_user(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    -- Only what acts on the session the caller's own token validated.
+    EXECUTE format('GRANT USAGE ON SCHEMA sessrev TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.validate_session(text), sessrev.is_revoked(text), '
+                   'sessrev.current_session_id(), sessrev.current_user_id(), sessrev.my_sessions(), '
+                   'sessrev.revoke_my_session(uuid), sessrev.revoke_my_other_sessions(), '
+                   'sessrev.revoke_token(text, text, text), sessrev.rotate_token(text), '
+                   'sessrev.session_is_live(boolean, timestamptz, timestamptz), '
+                   'sessrev.session_revoked_apart(uuid, timestamptz), '
+                   'sessrev.my_security_events(integer) TO %s', role);
+END
+$$;
+
+-- Roles granted the end-user profile before 1.6 get what it now holds.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.my_sessions()'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.my_security_events(integer) TO %s', v_role);
+    END LOOP;
+END
+$$;

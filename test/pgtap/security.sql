@@ -8,7 +8,7 @@
 -- search_path needs an operator of its own. Statements whose output is not a
 -- test result end in \g /dev/null.
 BEGIN;
-SELECT plan(102);
+SELECT plan(107);
 
 CREATE ROLE sectap_mallory NOLOGIN;
 CREATE ROLE sectap_enduser NOLOGIN;
@@ -157,6 +157,8 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.set_current_session(uuid)', str
   FROM sessrev.set_current_session(:'h1_id') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.my_sessions()', string_agg(r::text, ';')
   FROM sessrev.my_sessions() r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.my_security_events(integer)', string_agg(r::text, ';')
+  FROM sessrev.my_security_events(50) r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.user_sessions(text)', string_agg(r::text, ';')
   FROM sessrev.user_sessions('sectap-h') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.extend_session(uuid,interval)', string_agg(r::text, ';')
@@ -534,6 +536,18 @@ SELECT is(sessrev.revoke_my_session(:'e2_id'), true, 'end user may call revoke_m
 SELECT is(sessrev.revoke_token(:'e4_tok'), true, 'end user may call revoke_token');
 SELECT is(sessrev.revoke_my_other_sessions(), 1, 'end user may call revoke_my_other_sessions');
 SELECT is((SELECT count(*)::int FROM sessrev.rotate_token(:'e1_tok')), 1, 'end user may call rotate_token');
+SELECT is(ARRAY(SELECT action || coalesce('/' || reason, '') FROM sessrev.my_security_events() ORDER BY 1),
+          ARRAY['REVOKE_ALL_USER/Signed out from other devices',
+                'SESSION_CREATED', 'SESSION_CREATED', 'SESSION_CREATED', 'SESSION_CREATED',
+                'SESSION_REVOKED/Signed out by user', 'SESSION_REVOKED/Signed out from other devices',
+                'SESSION_REVOKED/User logout', 'TOKEN_ROTATED', 'USER_TOKENS_CUTOFF'],
+          'end user may call my_security_events: their own logins, revocations and rotation, with reasons');
+SELECT is((SELECT count(*)::int FROM sessrev.my_security_events(1000) WHERE session_id = :'o1_id'), 0,
+          'my_security_events shows nothing of another user''s sessions');
+SELECT is((SELECT array_agg(DISTINCT session_id) FROM sessrev.my_security_events() WHERE is_current),
+          ARRAY[:'e1_id'::uuid], 'my_security_events marks the events of the current session');
+SELECT throws_ok($$SELECT * FROM sessrev.my_security_events(0)$$, '22023', NULL,
+                 'my_security_events refuses a count out of 1..1000');
 SELECT throws_ok(format('SELECT sessrev.set_current_session(%L)', :'o1_id'), '42501', NULL,
                  'end user may not call set_current_session (impersonation)');
 SELECT throws_ok(format('SELECT sessrev.remember_current_session(%L, %L)', :'o1_id', 'sectap-other'), '42501', NULL,
@@ -553,6 +567,11 @@ SELECT throws_ok(format('SELECT sessrev.is_revoked(%L::uuid)', :'o1_id'), '42501
 SELECT throws_ok($$SELECT * FROM sessrev.sessions$$, '42501', NULL, 'end user may not read sessrev.sessions');
 SELECT throws_ok($$SELECT * FROM sessrev.session_audit_log$$, '42501', NULL,
                  'end user may not read sessrev.session_audit_log');
+RESET ROLE;
+SELECT sessrev.forget_current_session() \g /dev/null
+SET ROLE sectap_enduser;
+SELECT throws_ok($$SELECT * FROM sessrev.my_security_events()$$, '42501', NULL,
+                 'my_security_events needs a current session');
 RESET ROLE;
 SELECT is(sessrev.is_revoked(:'o1_id'::uuid), false, 'the end user''s refused calls left the other user''s session live');
 
