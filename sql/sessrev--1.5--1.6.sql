@@ -1,7 +1,7 @@
 -- sessrev 1.5 -> 1.6: sessrev in a Citus cluster. Its tables stay on the
 -- coordinator; the library refuses checks on a node whose tables do not hold
--- the rows (docs/SCALING.md), and a user table whose triggers would fire on
--- the workers cannot be tracked.
+-- the rows (docs/SCALING.md), and a Citus table, whose triggers fire on its
+-- shards, cannot be tracked.
 \echo Use "ALTER EXTENSION sessrev UPDATE TO '1.6'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION sessrev.track_user_table(
@@ -33,19 +33,18 @@ BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = tbl) <> 'r' THEN
         RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
     END IF;
-    -- A Citus distributed or reference table fires its triggers on its shards,
-    -- on the workers, where sessrev's sessions are not (a Citus local table's
-    -- one shard is on the coordinator, with them).
+    -- A Citus table fires its triggers on its shards: a distributed or
+    -- reference table's on the workers, where sessrev's sessions are not; and
+    -- the shard of a Citus local table numbers its columns as the table did
+    -- before it joined Citus, not as the table does now.
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
-                                 WHERE logicalrelid OPERATOR(pg_catalog.=) $1
-                                   AND NOT (partmethod OPERATOR(pg_catalog.=) ''n''
-                                            AND repmodel OPERATOR(pg_catalog.=) ''s''))'
+                                 WHERE logicalrelid OPERATOR(pg_catalog.=) $1)'
             INTO v_citus USING tbl;
         IF v_citus THEN
-            RAISE EXCEPTION '% is a Citus distributed or reference table', tbl
+            RAISE EXCEPTION '% is a Citus table', tbl
                 USING ERRCODE = 'feature_not_supported',
-                      DETAIL = 'Its triggers run on its shards on the workers, and sessrev''s sessions are on the coordinator.',
+                      DETAIL = 'Its triggers run on its shards, on the workers for a distributed or reference table, and sessrev''s sessions are on the coordinator.',
                       HINT = 'Revoke in the transaction that changes the user, on the coordinator: '
                              'SELECT sessrev.revoke_user_sessions(id, reason) (see docs/SCALING.md).';
         END IF;

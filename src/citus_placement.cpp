@@ -28,6 +28,24 @@ namespace {
 // Their oids, once Citus is installed (0 before: nothing to watch).
 Oid local_group_table = InvalidOid;
 Oid partition_table = InvalidOid;
+Oid node_table = InvalidOid;
+
+// Whether pg_dist_node lists a node of group 0: the coordinator, once
+// citus_set_coordinator_host has run (a worker with metadata lists it too,
+// but has a group of its own).
+bool coordinator_listed() {
+    if (!OidIsValid(node_table)) return false;
+    const AttrNumber groupid = get_attnum(node_table, "groupid");
+    if (groupid == InvalidAttrNumber) return false;
+    Relation rel = table_open(node_table, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    const bool listed = HeapTupleIsValid(systable_getnext(scan));
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return listed;
+}
 
 // pg_dist_local_group's one row: this node's group.
 int32 local_group() {
@@ -110,10 +128,12 @@ void refuse_shard(Oid relid) {
              errhint("sessrev's tables stay on the coordinator (see docs/SCALING.md).")));
 }
 
+// A shard is made by creating it, or (citus_add_local_table_to_metadata with
+// no worker holding metadata) by renaming the table itself.
 void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg) {
     if (previous_hook) previous_hook(access, class_id, object_id, sub_id, arg);
-    if (access == OAT_POST_CREATE && class_id == RelationRelationId && sub_id == 0 && !creating_extension &&
-        !IsBinaryUpgrade && IsTransactionState())
+    if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && class_id == RelationRelationId &&
+        sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script())
         refuse_shard(object_id);
 }
 
@@ -129,6 +149,7 @@ Placement judge(const Oid *relids, int n) {
     if (!OidIsValid(get_extension_oid("citus", true))) return p;
     local_group_table = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
     partition_table = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+    node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
     if (OidIsValid(partition_table)) {
         const AttrNumber logicalrelid = get_attnum(partition_table, "logicalrelid");
         const AttrNumber partmethod = get_attnum(partition_table, "partmethod");
@@ -143,12 +164,24 @@ Placement judge(const Oid *relids, int n) {
         }
     }
     if (OidIsValid(local_group_table)) p.group = local_group();
-    if (p.where == Where::here && p.group != 0) p.where = Where::on_coordinator;
+    if (p.where != Where::here) return p;
+    // Group 0 is also what a worker falls back to when its metadata is
+    // removed (stop_metadata_sync_to_node), while it still holds shards:
+    // only a node that Citus's metadata shows to be the coordinator answers.
+    if (p.group != 0)
+        p.where = Where::on_coordinator;
+    else if (!coordinator_listed())
+        p.where = Where::unconfirmed;
     return p;
 }
 
 bool is_metadata_table(Oid relid) {
-    return OidIsValid(relid) && (relid == local_group_table || relid == partition_table);
+    return OidIsValid(relid) && (relid == local_group_table || relid == partition_table || relid == node_table);
+}
+
+bool in_sessrev_script() {
+    return creating_extension && OidIsValid(CurrentExtensionObject) &&
+           CurrentExtensionObject == get_extension_oid("sessrev", true);
 }
 
 void refuse(const Placement &p) {
@@ -163,6 +196,15 @@ void refuse(const Placement &p) {
                  errhint("Call sessrev's functions on the coordinator. A statement that also reads a "
                          "distributed table is sent whole to a worker: check the session in a "
                          "statement of its own.")));
+    if (p.where == Where::unconfirmed)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("sessrev's sessions are not known to be on this node"),
+                 errdetail("Citus is installed, but its metadata does not show this node to be the "
+                           "coordinator: a worker whose metadata was removed looks the same, and its "
+                           "copies of sessrev's tables are empty."),
+                 errhint("On the coordinator, run SELECT citus_set_coordinator_host('<its host>', <its port>); "
+                         "on a worker, call sessrev's functions on the coordinator instead.")));
     const char *relname = get_rel_name(p.table);
     const char *kind = p.kind == 'h' ? "distributed" : p.kind == 'n' ? "reference or local" : "Citus";
     ereport(ERROR,

@@ -23,6 +23,8 @@ namespace sessrev::placement {
 enum class Where : uint8 {
     here,            // no Citus, or the coordinator with sessrev's own tables
     on_coordinator,  // a Citus worker: the rows are in the coordinator's tables
+    unconfirmed,     // Citus, group 0, but no coordinator in pg_dist_node: a
+                     // worker without metadata looks the same
     citus_table,     // one of sessrev's tables is a Citus table
 };
 
@@ -40,6 +42,10 @@ Placement judge(const Oid *relids, int n);
 // Whether relid is one of Citus's metadata tables that decide the placement
 // (a relcache invalidation of it means the judgement may have changed).
 bool is_metadata_table(Oid relid);
+
+// Whether sessrev's own extension script (CREATE or ALTER EXTENSION sessrev)
+// is running: Citus runs it on every node, workers included.
+bool in_sessrev_script();
 
 // Raises the error that says where the rows are.
 [[noreturn]] void refuse(const Placement &p);

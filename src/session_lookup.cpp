@@ -12,7 +12,6 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
-#include "commands/extension.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
@@ -35,7 +34,7 @@ uint64 invalidations = 0;
 
 bool is_table_of(const Layout &l, Oid relid) {
     return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
-           relid == l.global_cutoff || (OidIsValid(l.pending) && relid == l.pending);
+           relid == l.global_cutoff || relid == l.retired_tokens || (OidIsValid(l.pending) && relid == l.pending);
 }
 
 // A change to a table's triggers also arrives here: the layout is read anew.
@@ -139,7 +138,7 @@ Layout layout() {
             // A refusing layout is never cached: each call judges again, and
             // the fast path above stays one test.
             if (fresh.placement.where != placement::Where::here) {
-                if (!creating_extension) placement::refuse(fresh.placement);
+                if (!placement::in_sessrev_script()) placement::refuse(fresh.placement);
                 return fresh;
             }
             cached_layout = fresh;

@@ -58,7 +58,7 @@ struct Layout {
 // The layout, by value: opening a relation can run invalidation callbacks that
 // reset the backend's copy. Raises an error if the extension is not installed,
 // or if this node's tables do not hold sessrev's rows (citus_placement.hpp;
-// except in an extension's script, which Citus runs on every node).
+// except in sessrev's own extension script, which Citus runs on every node).
 Layout layout();
 
 void register_callbacks();

@@ -10,7 +10,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_trigger.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -36,12 +38,34 @@ bool maybe_changed = false;
 bool flush_at_commit = false;
 bool resume_at_commit = false;
 
-bool created_in_this_transaction(Oid relation) {
+// Whether this transaction created or updated extension sessrev (its
+// pg_extension row is this transaction's).
+bool extension_written_here() {
+    const Oid extension = get_extension_oid("sessrev", true);
+    if (!OidIsValid(extension)) return false;
+    Relation pg_extension = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(extension));
+    SysScanDesc scan = systable_beginscan(pg_extension, ExtensionOidIndexId, true, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    const bool here = HeapTupleIsValid(tuple) &&
+                      TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data));
+    systable_endscan(scan);
+    table_close(pg_extension, AccessShareLock);
+    return here;
+}
+
+// A table that sessrev's own script created in this transaction (CREATE
+// EXTENSION, or an update adding a table), which no one could read before.
+// Not any table made here: one swapped in by hand may have been filled before
+// its triggers existed.
+bool created_by_sessrev_here(Oid relation) {
     Relation rel = RelationIdGetRelation(relation);
     if (!RelationIsValid(rel)) return false;
     const bool created = rel->rd_createSubid != InvalidSubTransactionId;
     RelationClose(rel);
-    return created;
+    return created && getExtensionOfObject(RelationRelationId, relation) == get_extension_oid("sessrev", true) &&
+           extension_written_here();
 }
 
 bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *state) {
@@ -60,7 +84,7 @@ bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *s
         // A trigger created with its table hides nothing: no one saw the
         // table without it.
         if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)) &&
-            !created_in_this_transaction(relation))
+            !created_by_sessrev_here(relation))
             state->changed_here = true;
     }
     systable_endscan(scan);

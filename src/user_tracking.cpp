@@ -24,6 +24,9 @@ extern "C" {
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
+#include "nodes/bitmapset.h"
+#include "nodes/readfuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -73,6 +76,31 @@ int parse_list(const char *text, TupleDesc desc, Relation rel, AttrNumber *out) 
     return count;
 }
 
+// The arguments number the columns as the table did when it was tracked; the
+// WHEN clause names the same columns, and a copy of the trigger on a rebuilt
+// table (a dump restored, Citus's undistribute_table or a Citus local table's
+// shell: the table made anew without its dropped columns) is made from the
+// clause's column names, so it follows them while the numbers do not. They
+// must agree, or the trigger would watch other columns than those tracked.
+void check_numbers(const Trigger *trigger, const Columns &c, Relation rel) {
+    if (trigger->tgqual == nullptr) return;  // not made by track_user_table
+    Bitmapset *named = nullptr;
+    pull_varattnos(static_cast<Node *>(stringToNode(trigger->tgqual)), PRS2_OLD_VARNO, &named);
+    Bitmapset *numbered = bms_make_singleton(c.id - FirstLowInvalidHeapAttributeNumber);
+    for (int i = 0; i < c.credentials; i++)
+        numbered = bms_add_member(numbered, c.credential[i] - FirstLowInvalidHeapAttributeNumber);
+    for (int i = 0; i < c.privileges; i++)
+        numbered = bms_add_member(numbered, c.privilege[i] - FirstLowInvalidHeapAttributeNumber);
+    if (!bms_equal(named, numbered))
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("sessrev: the tracking trigger on %s numbers other columns than it watches",
+                        RelationGetRelationName(rel)),
+                 errdetail("The table was made anew with its columns renumbered (a restored dump, or a "
+                           "table Citus rebuilt), and the trigger was copied from the old one."),
+                 errhint("Run sessrev.track_user_table for this table again.")));
+}
+
 Columns columns_of(const Trigger *trigger, TupleDesc desc, Relation rel) {
     if (trigger->tgnargs != 3)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -81,6 +109,7 @@ Columns columns_of(const Trigger *trigger, TupleDesc desc, Relation rel) {
     c.id = attnum_of(trigger->tgargs[0], desc, rel);
     c.credentials = parse_list(trigger->tgargs[1], desc, rel, c.credential);
     c.privileges = parse_list(trigger->tgargs[2], desc, rel, c.privilege);
+    check_numbers(trigger, c, rel);
     return c;
 }
 

@@ -8,7 +8,7 @@
 -- search_path needs an operator of its own. Statements whose output is not a
 -- test result end in \g /dev/null.
 BEGIN;
-SELECT plan(107);
+SELECT plan(111);
 
 CREATE ROLE sectap_mallory NOLOGIN;
 CREATE ROLE sectap_enduser NOLOGIN;
@@ -440,6 +440,31 @@ SELECT session_id AS u_id FROM sessrev.create_session('6f1c1a2e-7d3b-4c5a-9e8f-0
 UPDATE sectap_app.uuided SET pw = 'new' WHERE id = '6f1c1a2e-7d3b-4c5a-9e8f-0a1b2c3d4e5f';
 SELECT is((SELECT revoked_reason FROM sessrev.sessions WHERE id = :'u_id'), 'Credentials reset',
           '(h) a uuid id column works: a credential change revokes the sessions of its text form');
+
+-- (i) a table made anew with its columns renumbered (a restored dump, a table
+-- Citus rebuilt), carrying a copy of the trigger: it refuses, rather than
+-- watch the columns that now have the tracked numbers.
+CREATE TABLE sectap_app.renumbered (junk int, id text PRIMARY KEY, note text, pw text);
+ALTER TABLE sectap_app.renumbered DROP COLUMN junk;
+SELECT sessrev.track_user_table('sectap_app.renumbered', 'id', '{pw}') \g /dev/null
+-- Made anew: pw is column 3, and 4 (the number the trigger tracks) is extra.
+CREATE TABLE sectap_app.rebuilt (id text PRIMARY KEY, note text, pw text, extra text);
+INSERT INTO sectap_app.rebuilt VALUES ('sectap-ivy', 'n', 'pw', 'e');
+SELECT replace(pg_get_triggerdef(oid), 'sectap_app.renumbered', 'sectap_app.rebuilt') AS copied_trigger
+  FROM pg_trigger WHERE tgrelid = 'sectap_app.renumbered'::regclass AND tgname = 'sessrev_revoke_sessions' \gset
+:copied_trigger;
+SELECT session_id AS ivy_id FROM sessrev.create_session('sectap-ivy') \gset
+SELECT throws_like($$UPDATE sectap_app.rebuilt SET pw = 'new' WHERE id = 'sectap-ivy'$$,
+                   '%numbers other columns than it watches%',
+                   '(i) a tracking trigger copied onto a renumbered table refuses a credential change');
+SELECT throws_like($$UPDATE sectap_app.rebuilt SET extra = 'x' WHERE id = 'sectap-ivy'$$,
+                   '%numbers other columns than it watches%',
+                   '(i) and a change of the column that now has the tracked number');
+SELECT is(sessrev.is_revoked(:'ivy_id'::uuid), false, '(i) nothing was revoked by the wrong column');
+INSERT INTO sectap_app.renumbered VALUES ('sectap-ivy', 'n', 'pw');
+UPDATE sectap_app.renumbered SET pw = 'new' WHERE id = 'sectap-ivy';
+SELECT is((SELECT revoked_reason FROM sessrev.sessions WHERE id = :'ivy_id'), 'Credentials reset',
+          '(i) the original table, dropped column and all, still revokes on its credential column');
 
 --------------------------------------------------------------------------------
 -- 4. One rule for "live"

@@ -3,7 +3,8 @@
 # COMMIT PREPARED and refused from the moment it returns (and live for good
 # after ROLLBACK PREPARED), by every revocation path; the cache serves again
 # once the prepared transaction has ended; and a transaction prepared before a
-# restart is honoured after it.
+# restart is honoured after it; a table of sessrev swapped in by hand cannot
+# be prepared, and its commit empties the caches.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -97,6 +98,33 @@ for my $how ('revoke_jwt', 'revoke_user_tokens_before', 'revoke_all_sessions') {
 	sql("COMMIT PREPARED 'p$gid'");
 	is($checker->query_safe($check), 't', "$how: JWT refused right after COMMIT PREPARED");
 }
+
+# A denylist swapped in by hand: a table made in the transaction, filled
+# before its triggers exist (so its rows never reached the JWT filters), then
+# given sessrev's triggers. Only sessrev's own script may create tables whose
+# triggers count as unchanged: this transaction cannot be prepared, and its
+# commit empties the caches (a hole of 1.6's first draft).
+my $swap = q{
+	ALTER TABLE sessrev.jwt_denylist RENAME TO jwt_denylist_old;
+	ALTER INDEX sessrev.jwt_denylist_pkey RENAME TO jwt_denylist_old_pkey;
+	CREATE TABLE sessrev.jwt_denylist (LIKE sessrev.jwt_denylist_old INCLUDING DEFAULTS);
+	ALTER TABLE sessrev.jwt_denylist ADD CONSTRAINT jwt_denylist_pkey PRIMARY KEY (jti);
+	INSERT INTO sessrev.jwt_denylist SELECT * FROM sessrev.jwt_denylist_old;
+	INSERT INTO sessrev.jwt_denylist (jti, expires_at) VALUES ('jti-swapped', now() + interval '1 day');
+	CREATE TRIGGER jwt_denylist_cache AFTER INSERT OR UPDATE OR DELETE ON sessrev.jwt_denylist
+	    FOR EACH ROW EXECUTE FUNCTION sessrev.jwt_tables_changed();
+	CREATE TRIGGER jwt_denylist_cache_truncate AFTER TRUNCATE ON sessrev.jwt_denylist
+	    FOR EACH STATEMENT EXECUTE FUNCTION sessrev.jwt_tables_changed();
+	ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache;
+	ALTER TABLE sessrev.jwt_denylist ENABLE ALWAYS TRIGGER jwt_denylist_cache_truncate;
+};
+my $swapped = q{SELECT sessrev.is_jwt_revoked('jti-swapped', NULL, now())};
+is($checker->query_safe($swapped), 'f', 'swap: the jti is not denylisted before');
+my ($rc, $out, $err) = $node->psql('postgres', "BEGIN; $swap PREPARE TRANSACTION 'p-swap'");
+like($err, qr/cannot PREPARE a transaction that changed sessrev's triggers/,
+	'swap: a transaction that swapped a table of sessrev in cannot be prepared');
+sql("BEGIN; $swap COMMIT");
+is($checker->query_safe($swapped), 't', 'swap: committed, the jti loaded before the triggers existed is refused');
 
 $checker->quit;
 $node->stop;

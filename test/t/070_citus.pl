@@ -9,7 +9,9 @@
 #    than 10,000 checks made while revocations commit;
 #  - no worker answers from its empty tables: every check and revocation there
 #    fails with 55000, including a check that Citus sends to a worker inside a
-#    statement that reads a distributed table; the cleanup worker skips there;
+#    statement that reads a distributed table, and on a worker whose metadata
+#    was removed (group 0 again); the cleanup worker skips there; a Citus
+#    server answers only once its metadata shows it to be the coordinator;
 #  - a distributed or reference users table cannot be tracked (0A000), and
 #    revoking in the transaction that changes the user works instead;
 #  - none of sessrev's tables can be made a Citus table (0A000), and every
@@ -43,6 +45,8 @@ shared_preload_libraries = 'citus,sessrev'
 max_prepared_transactions = 20
 sessrev.cleanup_interval = 0
 });
+	# Where a node connects to itself (the servers listen on their socket only).
+	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
 	return $node;
@@ -186,10 +190,10 @@ sub fails_with {
 	ok($rc != 0 && $err =~ /ERROR:  $sqlstate: / && $err =~ $pattern, $name) or diag("rc $rc out '$out' err '$err'");
 }
 fails_with($coordinator, q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}')}, '0A000',
-	qr/is a Citus distributed or reference table/, 'tracking a distributed users table is refused');
+	qr/is a Citus table/, 'tracking a distributed users table is refused');
 on_coordinator(q{CREATE TABLE public.roles_ref (id text PRIMARY KEY, pw text); SELECT create_reference_table('public.roles_ref')});
 fails_with($coordinator, q{SELECT sessrev.track_user_table('public.roles_ref', 'id', '{pw}')}, '0A000',
-	qr/is a Citus distributed or reference table/, 'tracking a reference users table is refused');
+	qr/is a Citus table/, 'tracking a reference users table is refused');
 on_coordinator(q{CREATE TABLE public.local_users (id text PRIMARY KEY, pw text); INSERT INTO public.local_users VALUES ('dave', 'old');
 	SELECT sessrev.track_user_table('public.local_users', 'id', '{pw}')});
 my (undef, $d_tok) = session('dave');
@@ -232,6 +236,8 @@ for my $call (q{SELECT create_reference_table('sessrev.sessions')},
 	fails_with($coordinator, "SET citus.enable_unsafe_triggers = on; $call", '0A000', qr/cannot become a Citus table/,
 		"refused: $call");
 }
+fails_with($coordinator, q{ALTER TABLE sessrev.global_token_cutoff RENAME TO global_token_cutoff_102999}, '0A000',
+	qr/cannot become a Citus table/, 'renaming one of them as a shard is refused too');
 is(on_coordinator(q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'sessrev.%'}), '0',
 	'none of them is a Citus table');
 is(answers($checker, $e_tok, 'erin'), 'false/1/false', 'checks still answer on the coordinator');
@@ -239,6 +245,35 @@ is(answers($checker, $e_tok, 'erin'), 'false/1/false', 'checks still answer on t
 # --- The emergency logout, last: its cut-off refuses every earlier JWT too ------
 on_coordinator(revocation_sql('revoke_all_sessions'));
 is(answers($checker, $e_tok, 'erin'), refused_answer('revoke_all_sessions'), 'revoke_all_sessions: refused by the next check');
+
+# --- A worker whose metadata is removed falls back to group 0 ------------------
+# It still holds shards, so statements reach it: it must not pass for the
+# coordinator. A JWT revoked on the coordinator is the probe.
+on_coordinator(q{SELECT sessrev.revoke_jwt('jti-probe', now() + interval '1 day', 'erin')});
+on_coordinator(sprintf(q{SELECT stop_metadata_sync_to_node('%s', %d)}, $workers[1]->host, $workers[1]->port));
+is($workers[1]->safe_psql('postgres', 'SELECT groupid FROM pg_dist_local_group'), '0',
+	'worker2 without metadata is in group 0');
+fails_with($workers[1], q{SELECT sessrev.is_jwt_revoked('jti-probe', 'erin', now())}, '55000',
+	qr/not known to be on this node/, 'worker2 without metadata refuses checks');
+my $refused_everywhere = 1;
+for my $tenant (1 .. 20) {
+	my ($rc, $out) = $coordinator->psql('postgres',
+		"SELECT sessrev.is_jwt_revoked('jti-probe', 'erin', now()) FROM public.orders WHERE tenant = $tenant");
+	$refused_everywhere = 0 if $rc == 0 && $out ne '' && $out ne 't';
+}
+ok($refused_everywhere, 'no check pushed to any worker answers the revoked jti as valid');
+on_coordinator(sprintf(q{SELECT start_metadata_sync_to_node('%s', %d)}, $workers[1]->host, $workers[1]->port));
+fails_with($workers[1], q{SELECT sessrev.is_jwt_revoked('jti-probe', 'erin', now())}, '55000', $refusal,
+	'worker2 with its metadata back refuses as a worker');
+
+# --- Citus on a server that is no cluster's coordinator yet --------------------
+my $lone = new_node('lone');
+$lone->safe_psql('postgres', 'CREATE EXTENSION sessrev');
+fails_with($lone, q{SELECT sessrev.is_revoked('x')}, '55000', qr/citus_set_coordinator_host/,
+	'a Citus server not known as a coordinator refuses, and says what to run');
+$lone->safe_psql('postgres', sprintf(q{SELECT citus_set_coordinator_host('%s', %d)}, $lone->host, $lone->port));
+is($lone->safe_psql('postgres', q{SELECT sessrev.is_revoked('x')}), 't', 'once it is, it answers');
+$lone->stop;
 
 # --- A worker added later -------------------------------------------------------
 my $late = new_node('worker3');
