@@ -195,3 +195,69 @@ BEGIN
     END LOOP;
 END
 $$;
+
+--------------------------------------------------------------------------------
+-- Monitoring: what the caches' and the worker's functions do not say
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION sessrev.touch_queue_waiting() RETURNS bigint
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'touch_queue_waiting';
+COMMENT ON FUNCTION sessrev.touch_queue_waiting() IS
+    'Touches queued in shared memory for the worker to write (every database''s); 0 when the library is not preloaded.';
+REVOKE ALL ON FUNCTION sessrev.touch_queue_waiting() FROM PUBLIC;
+
+CREATE FUNCTION sessrev.metrics()
+RETURNS TABLE (sessions_unexpired bigint, sessions_due_for_cleanup bigint,
+               pending_revocations bigint, jwt_denylist_entries bigint, touch_queue_waiting bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT count(*) FROM sessrev.sessions s
+             WHERE NOT s.revoked AND s.expires_at OPERATOR(pg_catalog.>) now()),
+           -- The worker's retention: expired a week, revoked a month.
+           (SELECT count(*) FROM sessrev.sessions s
+             WHERE s.expires_at OPERATOR(pg_catalog.<) (now() OPERATOR(pg_catalog.-) interval '7 days'))
+         OPERATOR(pg_catalog.+)
+           (SELECT count(*) FROM sessrev.sessions s
+             WHERE s.revoked AND s.revoked_at OPERATOR(pg_catalog.<) (now() OPERATOR(pg_catalog.-) interval '30 days')
+               AND s.expires_at OPERATOR(pg_catalog.>=) (now() OPERATOR(pg_catalog.-) interval '7 days')),
+           (SELECT count(*) FROM sessrev.pending_revocations),
+           (SELECT count(*) FROM sessrev.jwt_denylist),
+           sessrev.touch_queue_waiting()
+$$;
+COMMENT ON FUNCTION sessrev.metrics() IS
+    'One row for monitoring (monitoring/prometheus-queries.yaml): sessions neither revoked nor expired (idle ones and those behind a cut-off included), sessions the cleanup worker will delete, revocations waiting to be folded into their rows, denylisted JWTs, touches queued for the worker. Counts rows: each call reads the indexes of the sessions table. Granted by grant_auditor.';
+REVOKE ALL ON FUNCTION sessrev.metrics() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION sessrev.grant_auditor(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA sessrev TO %s', role);
+    EXECUTE format('GRANT SELECT ON sessrev.session_audit_log, sessrev.active_sessions TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION sessrev.session_is_live(boolean, timestamptz, timestamptz), '
+                   'sessrev.session_revoked_apart(uuid, timestamptz), '
+                   'sessrev.cache_stats(), sessrev.session_cache_stats(), sessrev.worker_status(), '
+                   'sessrev.metrics() TO %s', role);
+END
+$$;
+
+-- Roles granted the auditor profile before 1.6 get what it now holds.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.worker_status()'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.metrics() TO %s', v_role);
+    END LOOP;
+END
+$$;

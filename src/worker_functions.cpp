@@ -1,5 +1,7 @@
-// SQL-callable worker_status() and wake_cleanup_worker().
+// SQL-callable worker_status(), wake_cleanup_worker() and
+// touch_queue_waiting().
 #include "boundary.hpp"
+#include "touch_queue.hpp"
 #include "worker.hpp"
 
 extern "C" {
@@ -27,3 +29,9 @@ SESSREV_FUNCTION(worker_status) {
 // wake_cleanup_worker() RETURNS boolean: true when a running worker was asked to
 // clean up now.
 SESSREV_FUNCTION(wake_cleanup_worker) { PG_RETURN_BOOL(sessrev::worker::wake()); }
+
+// touch_queue_waiting() RETURNS bigint: touches queued for the worker to write
+// (all databases; 0 when the library is not preloaded).
+SESSREV_FUNCTION(touch_queue_waiting) {
+    PG_RETURN_INT64(static_cast<int64>(sessrev::touch_queue::waiting()));
+}

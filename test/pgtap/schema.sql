@@ -107,6 +107,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'session_revoked_apart(session_id uuid, created_at timestamp with time zone)',
                 'sessions_changed()',
                 'sessions_final_state()',
+                'touch_queue_waiting()',
                 'user_table_changed()',
                 'validate_session_record(token text, OUT session_id uuid, OUT user_id text, OUT expires_at timestamp with time zone, OUT last_active_at timestamp with time zone, OUT metadata jsonb)',
                 'wake_cleanup_worker()',

@@ -8,7 +8,7 @@
 -- search_path needs an operator of its own. Statements whose output is not a
 -- test result end in \g /dev/null.
 BEGIN;
-SELECT plan(111);
+SELECT plan(113);
 
 CREATE ROLE sectap_mallory NOLOGIN;
 CREATE ROLE sectap_enduser NOLOGIN;
@@ -159,6 +159,8 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.my_sessions()', string_agg(r::t
   FROM sessrev.my_sessions() r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.my_security_events(integer)', string_agg(r::text, ';')
   FROM sessrev.my_security_events(50) r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.metrics()', string_agg(r::text, ';')
+  FROM sessrev.metrics() r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.user_sessions(text)', string_agg(r::text, ';')
   FROM sessrev.user_sessions('sectap-h') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.extend_session(uuid,interval)', string_agg(r::text, ';')
@@ -614,6 +616,7 @@ SELECT throws_ok($$SELECT sessrev.revoke_all_sessions()$$, '42501', NULL, 'backe
 SELECT throws_ok($$SELECT token_hash FROM sessrev.sessions$$, '42501', NULL, 'backend may not read sessrev.sessions');
 SELECT throws_ok($$SELECT * FROM sessrev.session_audit_log$$, '42501', NULL,
                  'backend may not read sessrev.session_audit_log');
+SELECT throws_ok($$SELECT * FROM sessrev.metrics()$$, '42501', NULL, 'backend may not call metrics');
 RESET ROLE;
 
 -- Auditor: reads the audit log, live sessions and statistics; no token hashes.
@@ -622,6 +625,7 @@ SELECT lives_ok($$SELECT * FROM sessrev.session_audit_log$$, 'auditor may read s
 SELECT lives_ok($$SELECT * FROM sessrev.active_sessions$$, 'auditor may read sessrev.active_sessions');
 SELECT lives_ok($$SELECT * FROM sessrev.cache_stats()$$, 'auditor may call cache_stats');
 SELECT lives_ok($$SELECT * FROM sessrev.worker_status()$$, 'auditor may call worker_status');
+SELECT lives_ok($$SELECT * FROM sessrev.metrics()$$, 'auditor may call metrics');
 SELECT throws_ok($$SELECT * FROM sessrev.create_session('sectap-aud')$$, '42501', NULL,
                  'auditor may not call create_session');
 SELECT throws_ok($$SELECT token_hash FROM sessrev.sessions$$, '42501', NULL,
