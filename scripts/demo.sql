@@ -1,8 +1,12 @@
--- sessrev walkthrough: sessions on several devices, per-request checks, logout
--- of one device, password change, forced and emergency logout, the audit log
--- and cleanup. Run by scripts/demo; by hand:
+-- sessrev walkthrough: sessions on several devices, per-request checks answered
+-- from the shared-memory cache, a logout refused at once in another connection,
+-- password change, forced and emergency logout, the audit log and the worker's
+-- cleanup. Run by scripts/demo, on a cluster that preloads sessrev (the cache
+-- and the worker need it); by hand:
 --   psql -X -v ON_ERROR_STOP=1 -q -f scripts/demo.sql
--- in a scratch database (it creates the extension and a table "users").
+-- in a scratch database of such a cluster, which the worker serves
+-- (sessrev.database); it creates the extensions sessrev and dblink (for the
+-- second connection) and a table "users".
 --
 -- Tokens are bearer credentials: this script keeps them in psql variables and
 -- a temporary table, and only ever prints their first 8 characters.
@@ -13,9 +17,12 @@
 SET client_min_messages = warning;
 SET timezone = 'UTC';
 
-\echo '== 1. Install the extension'
+\echo '== 1. Install the extension (the server preloads its library: shared_preload_libraries)'
 CREATE EXTENSION sessrev;
-SELECT extversion AS "sessrev version" FROM pg_extension WHERE extname = 'sessrev';
+SELECT extversion AS "sessrev version", current_setting('shared_preload_libraries') AS preloaded,
+       (SELECT enabled FROM sessrev.cache_stats()) AS "cache on",
+       (SELECT pid IS NOT NULL FROM sessrev.worker_status()) AS "worker running"
+  FROM pg_extension WHERE extname = 'sessrev';
 
 \echo
 \echo '== 2. The application: a users table, alice and bob'
@@ -91,8 +98,24 @@ SELECT d.label AS request_from, v.user_id AS "validate_session: user",
 TABLE token_status;
 
 \echo
+\echo '   Checks are answered from shared memory: 1,000 more checks of each token, then the'
+\echo '   cache''s counters (misses are the first check of each token, and unknown ones):'
+SELECT hits AS hits_before FROM sessrev.cache_stats() \gset
+SELECT count(*) FILTER (WHERE NOT sessrev.is_revoked(token)) AS "live answers"
+  FROM demo_sessions, generate_series(1, 1000);
+SELECT hits - :hits_before AS "answered from the cache", misses, entries FROM sessrev.cache_stats();
+
+\echo
 \echo '== 7. alice signs out her Linux laptop from the device list: revoke_session(id, reason, by)'
+\echo '   Another connection (an application server; dblink here) checks her token before and'
+\echo '   right after the revocation commits:'
+CREATE EXTENSION dblink;
+SELECT dblink_connect('app_server', 'dbname=' || current_database()) AS "second connection";
+SELECT * FROM dblink('app_server', format('SELECT sessrev.is_revoked(%L)', :'alice_linux_token'))
+         AS t("is_revoked, other connection, before" boolean);
 SELECT sessrev.revoke_session(:'alice_linux_id', 'Signed out from device list', 'alice') AS revoked;
+SELECT * FROM dblink('app_server', format('SELECT sessrev.is_revoked(%L)', :'alice_linux_token'))
+         AS t("is_revoked, other connection, right after" boolean);
 \echo '   Revoking it again is a no-op:'
 SELECT sessrev.revoke_session(:'alice_linux_id', 'Signed out from device list', 'alice') AS revoked_again;
 
@@ -168,9 +191,19 @@ SELECT d.label AS session, s.expires_at::date AS expires, s.revoked_at::date AS 
   FROM demo_sessions d JOIN sessrev.sessions s ON s.id = d.session_id ORDER BY d.ord;
 
 \echo
-\echo '   cleanup_expired_sessions() deletes sessions expired over 7 days ago and revoked'
-\echo '   over 30 days ago (the defaults), and audit rows older than sessrev.audit_retention:'
-SELECT sessrev.cleanup_expired_sessions() AS "sessions deleted";
+\echo '   The background worker deletes sessions expired over 7 days ago and revoked over'
+\echo '   30 days ago, and audit rows older than sessrev.audit_retention, every'
+\echo '   sessrev.cleanup_interval; run_cleanup_now() wakes it:'
+SELECT sessrev.run_cleanup_now() AS "worker woken";
+DO $$
+BEGIN
+    FOR i IN 1 .. 200 LOOP
+        EXIT WHEN (SELECT runs > 0 FROM sessrev.worker_status());
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT runs, last_deleted AS "sessions deleted", last_error FROM sessrev.worker_status();
 SELECT d.label AS "sessions left", s.revoked
   FROM demo_sessions d JOIN sessrev.sessions s ON s.id = d.session_id ORDER BY d.ord;
 SELECT action, actor, details FROM sessrev.session_audit_log WHERE action = 'CLEANUP';
