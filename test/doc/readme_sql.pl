@@ -1,12 +1,16 @@
-# The README's SQL runs as written: every ```sql block of README.md, in order, in
-# one psql session on a fresh database, as the README says a reader may run them.
-# Nothing runs before or between the blocks (psql only echoes which block
-# ended); the cluster preloads sessrev and pg_cron (the pg_cron block needs it)
-# with pg_cron's database set to ours and sessrev's worker off, as the README's
-# pg_cron section asks. A block that fails is named by its README.md line, with
-# psql's error and the README line it points at. After the blocks, the README's
-# PostgREST grants are exercised the way PostgREST uses them: the pre-request
-# functions run as the role it switches to, in one transaction with the RPC.
+# The README's SQL runs as written: every ```sql block of README.md, in order,
+# in one psql session, on a cluster set up as README's Install says
+# (sessrev preloaded, sessrev.database = 'app', the database app). Nothing runs
+# before or between the blocks (psql only echoes which block ended). Then the
+# same blocks again in a second database of the same cluster: a reader may run
+# them twice, and roles are cluster-wide. A block marked with a line
+# "<!-- doctest: pg_cron -->" before it runs on a cluster that also preloads
+# pg_cron (cron.database_name = 'app'); one marked "primary" runs in a database
+# of its own (it stands for a primary's setup of its standbys). A block that
+# fails is named by its README.md line, with psql's error and the README line
+# it points at. After the blocks, the README's PostgREST grants are exercised
+# the way PostgREST uses them: the pre-request functions run as the role it
+# switches to, in one transaction with the RPC.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -16,21 +20,26 @@ use Test::More;
 
 my $readme = dirname(__FILE__) . '/../../README.md';
 
-# [README line of the opening fence, block text], in order.
+# [README line of the opening fence, block text, its mark or ''], in order.
 sub sql_blocks {
 	my ($path) = @_;
 	open my $fh, '<', $path or die "$path: $!";
-	my (@blocks, $open_at, $text);
+	my (@blocks, $open_at, $text, $mark, $pending_mark);
 	while (my $line = <$fh>) {
 		if (defined $open_at) {
 			if ($line =~ /^```\s*$/) {
-				push @blocks, [ $open_at, $text ];
+				push @blocks, [ $open_at, $text, $mark ];
 				undef $open_at;
 			} else {
 				$text .= $line;
 			}
 		} elsif ($line =~ /^```sql\s*$/) {
-			($open_at, $text) = ($., '');
+			($open_at, $text, $mark) = ($., '', $pending_mark // '');
+			undef $pending_mark;
+		} elsif ($line =~ /^<!-- doctest: (\w+) -->\s*$/) {
+			$pending_mark = $1;
+		} elsif ($line !~ /^\s*$/) {
+			undef $pending_mark;
 		}
 	}
 	die "$path: the ```sql block opened at line $open_at is never closed\n" if defined $open_at;
@@ -38,56 +47,74 @@ sub sql_blocks {
 }
 
 my @blocks = sql_blocks($readme);
-cmp_ok(scalar @blocks, '>=', 10, 'README.md has its ```sql blocks (' . scalar(@blocks) . ' found)');
+my @unknown = grep { $_->[2] !~ /^(|pg_cron|primary)$/ } @blocks;
+is(scalar @unknown, 0, 'every doctest mark is one this test knows (pg_cron, primary)');
+my @main = grep { $_->[2] eq '' } @blocks;
+cmp_ok(scalar @main, '>=', 5, 'README.md has its ```sql blocks (' . scalar(@blocks) . ' found, ' . scalar(@main) . ' unmarked)');
 
-my $node = PostgreSQL::Test::Cluster->new('readme');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'sessrev,pg_cron'
-cron.database_name = 'readme'
-sessrev.database = 'readme'
-sessrev.cleanup_interval = 0
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE DATABASE readme');
+sub new_cluster {
+	my ($name, $preload) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = '$preload'\nsessrev.database = 'app'\n"
+		  . "cron.database_name = 'app'\n" x ($preload =~ /pg_cron/ ? 1 : 0));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE DATABASE app');
+	return $node;
+}
 
-# Each block is a file named by its README line, included with \i: psql's error
-# messages then say which block and which of its lines failed.
 my $dir = PostgreSQL::Test::Utils::tempdir;
-my $script = '';
-for my $block (@blocks) {
-	my ($at, $text) = @$block;
-	my $file = "$dir/readme-line-$at.sql";
-	open my $out, '>', $file or die "$file: $!";
-	print $out $text;
-	close $out;
-	$script .= "\\i $file\n\\echo doctest: block at line $at ran\n";
+# Runs the blocks in db, each a file named by its README line, included with
+# \i: psql's error messages then say which block and which of its lines failed.
+sub run_blocks {
+	my ($node, $db, $what, @run) = @_;
+	my $script = '';
+	for my $block (@run) {
+		my ($at, $text) = @$block;
+		my $file = "$dir/readme-line-$at.sql";
+		open my $out, '>', $file or die "$file: $!";
+		print $out $text;
+		close $out;
+		$script .= "\\i $file\n\\echo doctest: block at line $at ran\n";
+	}
+	my ($stdout, $stderr);
+	my $rc = $node->psql($db, $script, stdout => \$stdout, stderr => \$stderr, on_error_stop => 1);
+	my %ran = map { $_ => 1 } $stdout =~ /^doctest: block at line (\d+) ran$/mg;
+	my $failed;
+	for my $block (@run) {
+		my $at = $block->[0];
+		if ($ran{$at}) {
+			pass("$what: README.md line $at: the ```sql block runs");
+			next;
+		}
+		if (defined $failed) {
+			fail("$what: README.md line $at: the ```sql block did not run (the block at line $failed failed first)");
+			next;
+		}
+		$failed = $at;
+		my $where = '';
+		if ($stderr =~ /readme-line-$at\.sql:(\d+): (.*)/) {
+			$where = "\nits line $1 (README.md line " . ($at + $1) . "): $2";
+		}
+		fail("$what: README.md line $at: the ```sql block runs");
+		diag("the ```sql block at README.md line $at failed (psql exit code $rc)$where\npsql's stderr:\n$stderr");
+	}
+	is($rc, 0, "$what: psql ran the blocks to the end");
+	note("psql's notices and warnings:\n$stderr") if $stderr ne '' && !defined $failed;
 }
-my ($stdout, $stderr);
-my $rc = $node->psql('readme', $script, stdout => \$stdout, stderr => \$stderr,
-	on_error_stop => 1);
-my %ran = map { $_ => 1 } $stdout =~ /^doctest: block at line (\d+) ran$/mg;
-my $failed;
-for my $block (@blocks) {
-	my $at = $block->[0];
-	if ($ran{$at}) {
-		pass("README.md line $at: the ```sql block runs");
-		next;
-	}
-	if (defined $failed) {
-		fail("README.md line $at: the ```sql block did not run (the block at line $failed failed first)");
-		next;
-	}
-	$failed = $at;
-	my $where = '';
-	if ($stderr =~ /readme-line-$at\.sql:(\d+): (.*)/) {
-		$where = "\nits line $1 (README.md line " . ($at + $1) . "): $2";
-	}
-	fail("README.md line $at: the ```sql block runs");
-	diag("the ```sql block at README.md line $at failed (psql exit code $rc)$where\npsql's stderr:\n$stderr");
-}
-is($rc, 0, 'psql ran the README blocks to the end');
-note("psql's notices and warnings:\n$stderr") if $stderr ne '' && !defined $failed;
+
+my $node = new_cluster('readme', 'sessrev');
+run_blocks($node, 'app', 'database app', @main);
+$node->safe_psql('postgres', 'CREATE DATABASE again');
+run_blocks($node, 'again', 'again, in a second database', @main);
+$node->safe_psql('postgres', 'CREATE DATABASE primary_setup');
+$node->safe_psql('primary_setup', 'CREATE EXTENSION sessrev');
+run_blocks($node, 'primary_setup', 'a primary of standbys', grep { $_->[2] eq 'primary' } @blocks);
+
+my $cron = new_cluster('readme_cron', 'sessrev,pg_cron');
+$cron->safe_psql('app', 'CREATE EXTENSION sessrev');
+run_blocks($cron, 'app', 'with pg_cron', grep { $_->[2] eq 'pg_cron' } @blocks);
+$cron->stop;
 
 # The grants the README's PostgREST blocks give suffice, for the role PostgREST
 # runs the pre-request function and the RPC as: one transaction, SET LOCAL ROLE,
@@ -96,7 +123,7 @@ note("psql's notices and warnings:\n$stderr") if $stderr ne '' && !defined $fail
 # stdout, stderr).
 sub as_postgrest {
 	my ($setting, $value, $pre_request, $rpc) = @_;
-	my ($rc, $out, $err) = $node->psql('readme', qq{
+	my ($rc, $out, $err) = $node->psql('app', qq{
 		BEGIN;
 		SET LOCAL ROLE web_user;
 		SELECT FROM set_config('$setting', $value, true);
@@ -107,7 +134,7 @@ sub as_postgrest {
 	return ($rc, (split /\n/, $out)[-1] // '', $err);
 }
 
-my $token = $node->safe_psql('readme',
+my $token = $node->safe_psql('app',
 	q{SELECT token FROM sessrev.create_session('user-7', device_info => 'PostgREST client')});
 my $headers = "json_build_object('x-session-token', '$token')::text";
 my $my_sessions = q{SELECT string_agg(device_info || ': ' || is_current, ', ') FROM sessrev.my_sessions()};
@@ -119,7 +146,7 @@ is("$rc2 $out", '0 PostgREST client: true',
 	'api.pre_request', $my_sessions);
 like($err, qr/ERROR:  not signed in/, 'as web_user, api.pre_request() refuses an unknown token');
 
-$node->safe_psql('readme',
+$node->safe_psql('app',
 	q{SELECT sessrev.revoke_jwt('jti-stolen', now() + interval '1 hour', 'user-9')});
 my $claims = q{json_build_object('jti', '%s', 'sub', 'user-9', 'role', 'web_user',
 	'iat', extract(epoch FROM now()))::text};

@@ -136,7 +136,7 @@ for my $db (qw(shared_a shared_b shared_c)) {
 my ($shared_entries, $shared_evictions) = split /\|/, stat_of('entries, evictions');
 cmp_ok($shared_evictions, '<=', 20, "same tokens in three databases: $shared_entries entries, $shared_evictions evictions");
 
-# Sized as README says (four entries per live session), sets almost never
+# Sized as docs/CACHE.md says (four entries per live session), sets almost never
 # overflow: 25,000 sessions in 12,500 sets of eight, of which about 3 overflow
 # (measured: 13 misses a pass); in 25,000 sets of four, about 90 overflow, each
 # missing on every pass (measured: 241).
