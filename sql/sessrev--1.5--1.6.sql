@@ -261,3 +261,43 @@ BEGIN
     END LOOP;
 END
 $$;
+
+--------------------------------------------------------------------------------
+-- jwt_issued_at never hands out an iat later than the clock
+--------------------------------------------------------------------------------
+
+-- iat has whole seconds, a cut-off microseconds. 1.5 gave a token issued in
+-- the second of a cut-off, after it, the next second as its iat: an iat later
+-- than its issue, which a second cut-off in that same second did not revoke
+-- (the token, issued before it, carried an iat after it). Now the call waits
+-- for that next second instead (under a second, and only right after a
+-- cut-off of the user or of everyone), so that every iat is a time the token
+-- was issued at or after.
+CREATE OR REPLACE FUNCTION sessrev.jwt_issued_at(user_id text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_latest timestamptz;
+    v_next   timestamptz;
+BEGIN
+    SELECT greatest((SELECT c.not_before FROM sessrev.user_token_cutoffs c
+                      WHERE c.user_id OPERATOR(pg_catalog.=) jwt_issued_at.user_id),
+                    (SELECT max(p.not_before) FROM sessrev.pending_revocations p
+                      WHERE p.user_id OPERATOR(pg_catalog.=) jwt_issued_at.user_id),
+                    (SELECT g.not_before FROM sessrev.global_token_cutoff g))
+      INTO v_latest;
+    -- The first whole second not before the latest cut-off: a token issued
+    -- from then on has an iat the cut-off does not refuse.
+    v_next := date_trunc('second', v_latest);
+    IF v_next OPERATOR(pg_catalog.<) v_latest THEN
+        v_next := v_next OPERATOR(pg_catalog.+) interval '1 second';
+    END IF;
+    IF v_next OPERATOR(pg_catalog.>) clock_timestamp() THEN
+        PERFORM pg_sleep(extract(epoch FROM v_next OPERATOR(pg_catalog.-) clock_timestamp()));
+    END IF;
+    RETURN floor(extract(epoch FROM greatest(clock_timestamp(), v_next)))::bigint;
+END
+$$;
+COMMENT ON FUNCTION sessrev.jwt_issued_at(text) IS
+    'The iat (Unix seconds) to put in a new JWT of the user: now in whole seconds. Right after a cut-off of the user or of everyone, it first waits for the next whole second (under a second), so that the token is not refused by that cut-off and no iat is later than its issue.';
