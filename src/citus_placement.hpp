@@ -51,10 +51,11 @@ bool in_sessrev_script();
 [[noreturn]] void refuse(const Placement &p);
 
 // Refuses, from _PG_init on, the creation of a shard of one of sessrev's
-// tables (a relation named <table>_<shard id> in schema sessrev), so that
-// create_reference_table, create_distributed_table or
-// citus_add_local_table_to_metadata on them fails on any node that preloads
-// sessrev and holds a placement, instead of leaving rows where no check reads.
+// tables (a relation named <table>_<shard id> in schema sessrev, created or
+// renamed so), so that create_reference_table, create_distributed_table or
+// citus_add_local_table_to_metadata on them fails on any node that has
+// sessrev loaded and holds a placement, instead of leaving rows where no
+// check reads.
 void register_hooks();
 
 }  // namespace sessrev::placement
