@@ -135,7 +135,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_user text := sessrev.current_user_id();
+    v_user     text := sessrev.current_user_id();
+    v_released bigint;
 BEGIN
     IF v_user IS NULL THEN
         RAISE EXCEPTION 'no current session: call sessrev.validate_session first'
@@ -144,22 +145,46 @@ BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 1000 THEN
         RAISE EXCEPTION 'max_events must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Only this holder's events: an id freed and taken again (its row
+    -- deleted or its id changed in a tracked users table, or
+    -- sessrev.release_user_id) starts a history of its own.
+    SELECT max(r.id) INTO v_released FROM sessrev.session_audit_log r
+     WHERE r.user_id = v_user AND r.action = 'USER_ID_RELEASED';
     -- The session row, while cleanup keeps it, gives a revocation's device.
+    -- A reason written by someone else (an administrator's note) is theirs:
+    -- only the user's own and sessrev's are shown.
     RETURN QUERY
     SELECT a.created_at, a.action, a.session_id,
            coalesce(s.device_info, sessrev.device_from_user_agent(coalesce(a.user_agent, s.user_agent))),
-           coalesce(a.ip_address, s.ip_address), a.details ->> 'reason',
+           coalesce(a.ip_address, s.ip_address),
+           CASE WHEN a.actor IS NULL OR a.actor = v_user THEN a.details ->> 'reason' END,
            coalesce(a.session_id = sessrev.current_session_id(), false)
       FROM sessrev.session_audit_log a
-      LEFT JOIN sessrev.sessions s ON s.id = a.session_id
-     WHERE a.user_id = v_user
+      LEFT JOIN sessrev.sessions s ON s.id = a.session_id AND s.user_id = a.user_id
+     WHERE a.user_id = v_user AND a.id > coalesce(v_released, 0) AND a.action <> 'USER_ID_RELEASED'
      ORDER BY a.created_at DESC, a.id DESC
      LIMIT max_events;
 END
 $$;
 COMMENT ON FUNCTION sessrev.my_security_events(integer) IS
-    'The current session''s user''s own audit events (logins, revocations, rotations, token reuse, JWT revocations), newest first, with device, IP and reason; nothing of other users. For the end-user profile (grant_end_user); 42501 without a current session.';
+    'The current session''s user''s own audit events (logins, revocations, rotations, token reuse, JWT revocations), newest first, with device, IP and reason (the user''s own or sessrev''s; an administrator''s is not shown); nothing of other users, nor of a former holder of the same user id (before its release_user_id). For the end-user profile (grant_end_user); 42501 without a current session.';
 REVOKE ALL ON FUNCTION sessrev.my_security_events(integer) FROM PUBLIC;
+
+CREATE FUNCTION sessrev.release_user_id(user_id text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF release_user_id.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO sessrev.session_audit_log (user_id, action, actor)
+    VALUES (release_user_id.user_id, 'USER_ID_RELEASED', sessrev.current_user_id());
+END
+$$;
+COMMENT ON FUNCTION sessrev.release_user_id(text) IS
+    'Marks a user id as freed (audit USER_ID_RELEASED): a later holder of the same id does not see the former one''s events in my_security_events. A tracked users table does it when a row is deleted or its id changes; call it yourself when you delete users otherwise. Granted by grant_backend.';
+REVOKE ALL ON FUNCTION sessrev.release_user_id(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION sessrev.grant_end_user(role regrole) RETURNS void
     LANGUAGE plpgsql
@@ -293,6 +318,13 @@ BEGIN
     IF v_next OPERATOR(pg_catalog.<) v_latest THEN
         v_next := v_next OPERATOR(pg_catalog.+) interval '1 second';
     END IF;
+    IF v_next OPERATOR(pg_catalog.>) (clock_timestamp() OPERATOR(pg_catalog.+) interval '1 second') THEN
+        -- Cut-offs are never set ahead of the clock: this one is, or the
+        -- clock went back. Waiting for it could take any time.
+        RAISE EXCEPTION 'the latest JWT cut-off of user % is % ahead of the clock', user_id,
+            v_next OPERATOR(pg_catalog.-) clock_timestamp()
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF v_next OPERATOR(pg_catalog.>) clock_timestamp() THEN
         PERFORM pg_sleep(extract(epoch FROM v_next OPERATOR(pg_catalog.-) clock_timestamp()));
     END IF;
@@ -301,3 +333,42 @@ END
 $$;
 COMMENT ON FUNCTION sessrev.jwt_issued_at(text) IS
     'The iat (Unix seconds) to put in a new JWT of the user: now in whole seconds. Right after a cut-off of the user or of everyone, it first waits for the next whole second (under a second), so that the token is not refused by that cut-off and no iat is later than its issue.';
+
+-- A backend frees user ids (release_user_id).
+CREATE OR REPLACE FUNCTION sessrev.grant_backend(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM sessrev.grant_end_user(role);
+    -- A trusted application server, which may act for any user.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION '
+                   'sessrev.create_session(text, interval, inet, text, text, jsonb), '
+                   'sessrev.is_revoked(uuid), sessrev.set_current_session(uuid), '
+                   'sessrev.user_sessions(text), sessrev.extend_session(uuid, interval), '
+                   'sessrev.revoke_session(uuid, text, text), '
+                   'sessrev.revoke_user_sessions(text, text, text, uuid), '
+                   'sessrev.is_jwt_revoked(text, text, timestamptz), sessrev.jwt_issued_at(text), '
+                   'sessrev.revoke_jwt(text, timestamptz, text, text, text), '
+                   'sessrev.revoke_user_tokens_before(text, timestamptz), sessrev.release_user_id(text) TO %s', role);
+END
+$$;
+
+
+-- Roles granted the backend profile before 1.6 get what it now holds.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.revoke_user_sessions(text, text, text, uuid)'::pg_catalog.regprocedure
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.release_user_id(text) TO %s', v_role);
+    END LOOP;
+END
+$$;

@@ -6,8 +6,8 @@
 // table owner's code: columns are compared by their stored bytes (never with a
 // type's operators or casts, which the table owner may define), and the id is
 // turned into text by its type's output function, which only a superuser can
-// write. Only then does it call revoke_user_sessions, SECURITY DEFINER, with
-// plain text arguments.
+// write. Only then does it call revoke_user_sessions (and, for an id freed,
+// release_user_id), SECURITY DEFINER, with plain text arguments.
 #include "arguments.hpp"
 #include "boundary.hpp"
 #include "row_columns.hpp"
@@ -25,6 +25,8 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "nodes/bitmapset.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
@@ -156,6 +158,24 @@ void revoke_user(const char *user_id, const char *reason, const char *actor,
     FunctionCallInvoke(call);
 }
 
+// The id is free for someone else: sessrev.release_user_id(user_id) marks it
+// in the audit log, so that its next holder's my_security_events starts
+// there. Through fmgr (SECURITY DEFINER, pinned search_path); not in a
+// database still at SQL 1.5, which lacks it.
+void release_user(const char *user_id) {
+    List *name = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("release_user_id")));
+    Oid types[1] = {TEXTOID};
+    const Oid fn = LookupFuncName(name, 1, types, true);
+    if (!OidIsValid(fn)) return;
+    OidFunctionCall1(fn, CStringGetTextDatum(user_id));
+}
+
+// The user row is gone, or its id changed: the sessions go, and the id is free.
+void revoke_released(const char *user_id, const char *reason) {
+    revoke_user(user_id, reason, nullptr, nullptr);
+    release_user(user_id);
+}
+
 // TRUNCATE: every user of the table goes. BEFORE TRUNCATE still sees the rows.
 void revoke_every_user(Relation rel, AttrNumber id) {
     // track_user_table accepts plain tables only; a partitioned one has no rows
@@ -168,7 +188,7 @@ void revoke_every_user(Relation rel, AttrNumber id) {
     TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
     HeapTuple row;
     while ((row = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
-        if (char *user = user_id_of(row, desc, id)) revoke_user(user, "User deleted", nullptr, nullptr);
+        if (char *user = user_id_of(row, desc, id)) revoke_released(user, "User deleted");
     }
     table_endscan(scan);
 }
@@ -196,13 +216,13 @@ SESSREV_FUNCTION(user_table_changed) {
     char *user = user_id_of(old_row, desc, c.id);
     if (user == nullptr) return PointerGetDatum(nullptr);
     if (TRIGGER_FIRED_BY_DELETE(event)) {
-        revoke_user(user, "User deleted", nullptr, nullptr);
+        revoke_released(user, "User deleted");
         return PointerGetDatum(nullptr);
     }
     HeapTuple new_row = trigger->tg_newtuple;
     // Another user may register the old id: its sessions must not pass to them.
     if (!same_bytes(old_row, new_row, desc, c.id)) {
-        revoke_user(user, "User id changed", nullptr, nullptr);
+        revoke_released(user, "User id changed");
     } else if (any_changed(old_row, new_row, desc, c.privilege, c.privileges)) {
         revoke_user(user, "Privileges changed", nullptr, nullptr);
     } else if (any_changed(old_row, new_row, desc, c.credential, c.credentials)) {

@@ -8,7 +8,7 @@
 -- search_path needs an operator of its own. Statements whose output is not a
 -- test result end in \g /dev/null.
 BEGIN;
-SELECT plan(113);
+SELECT plan(118);
 
 CREATE ROLE sectap_mallory NOLOGIN;
 CREATE ROLE sectap_enduser NOLOGIN;
@@ -161,6 +161,8 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.my_security_events(integer)', s
   FROM sessrev.my_security_events(50) r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.metrics()', string_agg(r::text, ';')
   FROM sessrev.metrics() r;
+INSERT INTO sectap_app.exercised SELECT 'sessrev.release_user_id(text)', string_agg(r::text, ';')
+  FROM sessrev.release_user_id('sectap-released') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.user_sessions(text)', string_agg(r::text, ';')
   FROM sessrev.user_sessions('sectap-h') r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.extend_session(uuid,interval)', string_agg(r::text, ';')
@@ -600,6 +602,31 @@ SET ROLE sectap_enduser;
 SELECT throws_ok($$SELECT * FROM sessrev.my_security_events()$$, '42501', NULL,
                  'my_security_events needs a current session');
 RESET ROLE;
+-- A user id freed (its row deleted from a tracked users table) and taken
+-- again: the new holder sees none of the former one's events; an
+-- administrator's reason is not shown to the user, sessrev's and the user's are.
+SELECT session_id AS rc1_id FROM sessrev.create_session('sectap-recycled', ip_address => '203.0.113.7') \gset
+INSERT INTO sectap_app.accounts VALUES ('sectap-recycled', 'pw', 'member');
+DELETE FROM sectap_app.accounts WHERE id = 'sectap-recycled';
+SELECT session_id AS rc2_id, token AS rc2_tok FROM sessrev.create_session('sectap-recycled') \gset
+SELECT session_id AS rc3_id FROM sessrev.create_session('sectap-recycled') \gset
+SELECT sessrev.revoke_session(:'rc3_id', 'Suspected fraud: case 991', 'carol') \g /dev/null
+SET ROLE sectap_enduser;
+SELECT count(*) FROM sessrev.validate_session(:'rc2_tok') \g /dev/null
+SELECT is(ARRAY(SELECT session_id::text FROM sessrev.my_security_events() WHERE action = 'SESSION_CREATED' ORDER BY 1),
+          ARRAY(SELECT unnest(ARRAY[:'rc2_id', :'rc3_id']) ORDER BY 1),
+          'my_security_events shows nothing of a former holder of the same user id');
+SELECT is((SELECT reason FROM sessrev.my_security_events() WHERE action = 'SESSION_REVOKED'), NULL,
+          'my_security_events does not show an administrator''s reason to the user');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM sessrev.session_audit_log
+            WHERE user_id = 'sectap-recycled' AND action = 'USER_ID_RELEASED'), 1,
+          'deleting a tracked user row marks its id released in the audit log');
+SELECT throws_ok($$SELECT sessrev.release_user_id(NULL)$$, '22004', NULL, 'release_user_id refuses NULL');
+-- A cut-off ahead of the clock (written by hand) would make jwt_issued_at wait for it: refused.
+INSERT INTO sessrev.user_token_cutoffs (user_id, not_before) VALUES ('sectap-future', clock_timestamp() + interval '1 hour');
+SELECT throws_ok($$SELECT sessrev.jwt_issued_at('sectap-future')$$, '55000', NULL,
+                 'jwt_issued_at refuses to wait for a cut-off ahead of the clock');
 SELECT is(sessrev.is_revoked(:'o1_id'::uuid), false, 'the end user''s refused calls left the other user''s session live');
 
 -- Backend: any user's sessions, but neither the emergency logout nor the tables.
