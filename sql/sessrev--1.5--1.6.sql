@@ -1,8 +1,13 @@
--- sessrev 1.5 -> 1.6: sessrev in a Citus cluster. Its tables stay on the
+-- sessrev 1.5 -> 1.6: sessrev in a Citus cluster (its tables stay on the
 -- coordinator; the library refuses checks on a node whose tables do not hold
--- the rows (docs/SCALING.md), and a Citus table, whose triggers fire on its
--- shards, cannot be tracked.
+-- the rows, docs/SCALING.md; a Citus table, whose triggers fire on its shards,
+-- cannot be tracked); an end user's own security history; monitoring; and an
+-- iat from jwt_issued_at that is never later than the token's issue.
 \echo Use "ALTER EXTENSION sessrev UPDATE TO '1.6'" to load this file. \quit
+
+--------------------------------------------------------------------------------
+-- Citus: only the node that holds the rows answers
+--------------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION sessrev.track_user_table(
     tbl                regclass,
