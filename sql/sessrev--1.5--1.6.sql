@@ -208,23 +208,6 @@ BEGIN
 END
 $$;
 
--- Roles granted the end-user profile before 1.6 get what it now holds.
-DO $$
-DECLARE
-    v_role regrole;
-BEGIN
-    FOR v_role IN
-        SELECT DISTINCT a.grantee::regrole
-          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.my_sessions()'::pg_catalog.regprocedure
-           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-           AND a.grantee OPERATOR(pg_catalog.<>) 0
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.my_security_events(integer) TO %s', v_role);
-    END LOOP;
-END
-$$;
 
 --------------------------------------------------------------------------------
 -- Monitoring: what the caches' and the worker's functions do not say
@@ -274,23 +257,6 @@ BEGIN
 END
 $$;
 
--- Roles granted the auditor profile before 1.6 get what it now holds.
-DO $$
-DECLARE
-    v_role regrole;
-BEGIN
-    FOR v_role IN
-        SELECT DISTINCT a.grantee::regrole
-          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.worker_status()'::pg_catalog.regprocedure
-           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-           AND a.grantee OPERATOR(pg_catalog.<>) 0
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.metrics() TO %s', v_role);
-    END LOOP;
-END
-$$;
 
 --------------------------------------------------------------------------------
 -- jwt_issued_at never hands out an iat later than the clock
@@ -359,21 +325,32 @@ BEGIN
 END
 $$;
 
+--------------------------------------------------------------------------------
+-- Roles granted a profile before 1.6 get what it now holds: each profile is
+-- known by a function that only it grants.
+--------------------------------------------------------------------------------
 
--- Roles granted the backend profile before 1.6 get what it now holds.
 DO $$
 DECLARE
-    v_role regrole;
+    v_added record;
+    v_role  regrole;
 BEGIN
-    FOR v_role IN
-        SELECT DISTINCT a.grantee::regrole
-          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-         WHERE p.oid OPERATOR(pg_catalog.=) 'sessrev.revoke_user_sessions(text, text, text, uuid)'::pg_catalog.regprocedure
-           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-           AND a.grantee OPERATOR(pg_catalog.<>) 0
+    FOR v_added IN
+        SELECT * FROM (VALUES
+            ('sessrev.my_sessions()'::pg_catalog.regprocedure, 'sessrev.my_security_events(integer)'::pg_catalog.regprocedure),
+            ('sessrev.worker_status()', 'sessrev.metrics()'),
+            ('sessrev.revoke_user_sessions(text, text, text, uuid)', 'sessrev.release_user_id(text)')) AS a(profile, fn)
     LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION sessrev.release_user_id(text) TO %s', v_role);
+        FOR v_role IN
+            SELECT DISTINCT a.grantee::regrole
+              FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+             WHERE p.oid OPERATOR(pg_catalog.=) v_added.profile
+               AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+               AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+               AND a.grantee OPERATOR(pg_catalog.<>) 0
+        LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', v_added.fn, v_role);
+        END LOOP;
     END LOOP;
 END
 $$;

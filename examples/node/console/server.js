@@ -13,6 +13,7 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 import pg from 'pg';
+import { withSession } from '../sessions.js';
 
 const backend = new pg.Pool({ connectionString: process.env.DATABASE_URL });
 const web = new pg.Pool({ connectionString: process.env.WEB_URL });
@@ -44,22 +45,9 @@ async function formOf(req) {
 
 // Runs fn(client, session) as the end-user role in a transaction that
 // validated the request's token; null when it has no live session.
-async function asUser(req, fn) {
+function asUser(req, fn) {
   const token = tokenOf(req);
-  if (!token) return null;
-  const client = await web.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query('SELECT session_id, user_id FROM sessrev.validate_session($1)', [token]);
-    const result = rows.length ? await fn(client, rows[0]) : null;
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  return token ? withSession(web, token, fn) : null;
 }
 
 const routes = {
