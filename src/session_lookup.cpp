@@ -49,9 +49,9 @@ void forget_layout(Datum, Oid relid) {
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
 
-Oid function_oid(const char *name, int nargs, const Oid *types) {
+Oid function_oid(const char *name, int nargs, const Oid *types, bool missing_ok) {
     List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup(name)));
-    return LookupFuncName(qualified, nargs, types, false);
+    return LookupFuncName(qualified, nargs, types, missing_ok);
 }
 
 bool may_be_sessrev_table(Oid relid) {

@@ -63,8 +63,9 @@ Layout layout();
 
 void register_callbacks();
 
-// The oid of function sessrev.name(types); raises an error if there is none.
-Oid function_oid(const char *name, int nargs, const Oid *types);
+// The oid of function sessrev.name(types); raises an error if there is none,
+// or, with missing_ok, returns InvalidOid.
+Oid function_oid(const char *name, int nargs, const Oid *types, bool missing_ok = false);
 
 // Where sessrev's tables are, read afresh without `armed`; false (and no
 // error) when one is missing, as while an extension is restored piece by piece.

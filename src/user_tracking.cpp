@@ -25,8 +25,6 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "nodes/bitmapset.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_func.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
@@ -163,9 +161,8 @@ void revoke_user(const char *user_id, const char *reason, const char *actor,
 // there. Through fmgr (SECURITY DEFINER, pinned search_path); not in a
 // database still at SQL 1.5, which lacks it.
 void release_user(const char *user_id) {
-    List *name = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup("release_user_id")));
     Oid types[1] = {TEXTOID};
-    const Oid fn = LookupFuncName(name, 1, types, true);
+    const Oid fn = sessrev::lookup::function_oid("release_user_id", 1, types, true);
     if (!OidIsValid(fn)) return;
     OidFunctionCall1(fn, CStringGetTextDatum(user_id));
 }
