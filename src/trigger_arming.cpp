@@ -38,11 +38,9 @@ bool maybe_changed = false;
 bool flush_at_commit = false;
 bool resume_at_commit = false;
 
-// Whether this transaction created or updated extension sessrev (its
+// Whether this transaction created or updated the extension (its
 // pg_extension row is this transaction's).
-bool extension_written_here() {
-    const Oid extension = get_extension_oid("sessrev", true);
-    if (!OidIsValid(extension)) return false;
+bool extension_written_here(Oid extension) {
     Relation pg_extension = table_open(ExtensionRelationId, AccessShareLock);
     ScanKeyData key;
     ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(extension));
@@ -64,8 +62,10 @@ bool created_by_sessrev_here(Oid relation) {
     if (!RelationIsValid(rel)) return false;
     const bool created = rel->rd_createSubid != InvalidSubTransactionId;
     RelationClose(rel);
-    return created && getExtensionOfObject(RelationRelationId, relation) == get_extension_oid("sessrev", true) &&
-           extension_written_here();
+    if (!created) return false;
+    const Oid sessrev = get_extension_oid("sessrev", true);
+    return OidIsValid(sessrev) && getExtensionOfObject(RelationRelationId, relation) == sessrev &&
+           extension_written_here(sessrev);
 }
 
 bool check_trigger(Relation pg_trigger, Oid relation, const char *name, State *state) {
