@@ -17,7 +17,9 @@ extern "C" {
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/snapmgr.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
@@ -173,6 +175,48 @@ Placement judge(const Oid *relids, int n) {
     else if (!coordinator_listed())
         p.where = Where::unconfirmed;
     return p;
+}
+
+bool coordinator_address(char **host, int32 *port) {
+    if (!OidIsValid(node_table)) node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
+    if (!OidIsValid(node_table)) return false;
+    const AttrNumber groupid = get_attnum(node_table, "groupid");
+    const AttrNumber nodename = get_attnum(node_table, "nodename");
+    const AttrNumber nodeport = get_attnum(node_table, "nodeport");
+    const AttrNumber isactive = get_attnum(node_table, "isactive");
+    const AttrNumber noderole = get_attnum(node_table, "noderole");
+    if (groupid == InvalidAttrNumber || nodename == InvalidAttrNumber || nodeport == InvalidAttrNumber ||
+        isactive == InvalidAttrNumber || noderole == InvalidAttrNumber)
+        return false;
+    Relation rel = table_open(node_table, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    bool found = false;
+    for (HeapTuple tuple; !found && HeapTupleIsValid(tuple = systable_getnext(scan));) {
+        const TupleDesc desc = RelationGetDescr(rel);
+        bool null_name, null_port, null_active, null_role;
+        const Datum name = heap_getattr(tuple, nodename, desc, &null_name);
+        const Datum p = heap_getattr(tuple, nodeport, desc, &null_port);
+        const Datum active = heap_getattr(tuple, isactive, desc, &null_active);
+        const Datum role = heap_getattr(tuple, noderole, desc, &null_role);
+        if (null_name || null_port || null_active || null_role || !DatumGetBool(active)) continue;
+        if (strcmp(DatumGetCString(DirectFunctionCall1(enum_out, role)), "primary") != 0) continue;
+        *host = text_to_cstring(DatumGetTextPP(name));
+        *port = DatumGetInt32(p);
+        found = true;
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return found;
+}
+
+bool in_citus_connection() {
+    if (application_name == nullptr) return false;
+    static constexpr const char *prefixes[] = {"citus_internal", "citus_rebalancer", "citus_run_command"};
+    for (const char *prefix : prefixes)
+        if (strncmp(application_name, prefix, strlen(prefix)) == 0) return true;
+    return false;
 }
 
 bool is_metadata_table(Oid relid) {

@@ -47,6 +47,16 @@ bool is_metadata_table(Oid relid);
 // is running: Citus runs it on every node, workers included.
 bool in_sessrev_script();
 
+// The coordinator's address in pg_dist_node (its active primary of group 0);
+// false when none is listed.
+bool coordinator_address(char **host, int32 *port);
+
+// Whether this backend runs a statement that Citus sent from another node
+// (its connections name themselves citus_internal, citus_rebalancer or
+// citus_run_command): part of a transaction begun elsewhere, whose own
+// uncommitted changes another connection would not see.
+bool in_citus_connection();
+
 // Raises the error that says where the rows are.
 [[noreturn]] void refuse(const Placement &p);
 

@@ -1,5 +1,6 @@
 // SQL-callable is_jwt_revoked(jti text, user_id text, issued_at timestamptz):
 // from shared memory when the cache is enabled, from the tables otherwise.
+#include "check_forwarding.hpp"
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "cache.hpp"
@@ -102,6 +103,10 @@ SESSREV_FUNCTION(is_jwt_revoked) {
     if (issued_at > GetCurrentTimestamp() + allowed_clock_skew)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "issued_at is in the future (more than 60 seconds of clock skew)");
+    if (sessrev::check_forwarding::applies())
+        PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(has_jti ? PG_GETARG_TEXT_PP(0) : nullptr,
+                                                                 has_user ? PG_GETARG_TEXT_PP(1) : nullptr,
+                                                                 issued_at));
 
     // Decided once: the answer then rests on one view of the cache.
     const bool usable = cache_usable();

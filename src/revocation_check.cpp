@@ -1,5 +1,6 @@
 // SQL-callable is_revoked(token text) and is_revoked(session_id uuid): from the
 // shared-memory cache when it is enabled, from the sessions table otherwise.
+#include "check_forwarding.hpp"
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "cache.hpp"
@@ -43,6 +44,7 @@ SESSREV_FUNCTION(is_revoked_token) {
     const text *token = PG_GETARG_TEXT_PP(0);
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
     if (length == 0) PG_RETURN_BOOL(true);
+    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(token));
 
     // The token's set is fetched from memory while its SHA-256 is computed.
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
@@ -70,6 +72,7 @@ SESSREV_FUNCTION(is_revoked_token) {
 SESSREV_FUNCTION(is_revoked_session) {
     if (PG_ARGISNULL(0)) PG_RETURN_BOOL(true);
     const pg_uuid_t *id = PG_GETARG_UUID_P(0);
+    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(id));
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
     memcpy(key.bytes, id->data, UUID_LEN);
     const bool usable = sessrev::invalidation::cache_usable();

@@ -147,6 +147,13 @@ Layout layout() {
     }
 }
 
+bool serving() { return OidIsValid(cached_layout.sessions); }
+
+placement::Placement placement_now() {
+    if (serving()) return cached_layout.placement;
+    return read_layout(false).placement;
+}
+
 bool find_tables(Layout *tables) {
     *tables = read_layout(true);
     return OidIsValid(tables->sessions);

@@ -63,6 +63,12 @@ Layout layout();
 
 void register_callbacks();
 
+// Whether this backend holds a layout that serves (the fast path of the
+// checks: nothing to forward).
+bool serving();
+// Where sessrev's rows are, judged now, without refusing (check_forwarding).
+placement::Placement placement_now();
+
 // The oid of function sessrev.name(types); raises an error if there is none,
 // or, with missing_ok, returns InvalidOid.
 Oid function_oid(const char *name, int nargs, const Oid *types, bool missing_ok = false);

@@ -6,6 +6,7 @@
 // indexed read of the latest committed row. A due touch is queued for the worker (touch_queue.hpp) or,
 // where no worker serves this database, made in the caller's transaction
 // without ever waiting (sessrev.touch_session).
+#include "check_forwarding.hpp"
 #include "validate_session.hpp"
 
 #include "boundary.hpp"
@@ -419,6 +420,17 @@ bool validate(FunctionCallInfo fcinfo, Validated *found) {
     const text *token = PG_GETARG_TEXT_PP(0);
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
     if (length == 0) return false;
+    if (sessrev::check_forwarding::applies()) {
+        text *user_id;
+        varlena *metadata;
+        if (!sessrev::check_forwarding::validate(token, &found->profile, &user_id, &metadata)) return false;
+        found->user_id = VARDATA_ANY(user_id);
+        found->user_id_length = VARSIZE_ANY_EXHDR(user_id);
+        found->metadata = VARDATA_ANY(metadata);
+        found->metadata_length = VARSIZE_ANY_EXHDR(metadata);
+        sessrev::current_session::remember(found->profile.session_id, found->user_id, found->user_id_length);
+        return true;
+    }
 
     // The token's cache set is fetched from memory while its SHA-256 is computed.
     cache::Key key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};

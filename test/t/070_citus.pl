@@ -7,11 +7,15 @@
 #    revocation path (also one committed with a distributed write, by Citus's
 #    two-phase commit) is refused by the next check: 0 stale answers over more
 #    than 10,000 checks made while revocations commit;
-#  - no worker answers from its empty tables: every check and revocation there
-#    fails with 55000, including a check that Citus sends to a worker inside a
-#    statement that reads a distributed table, and on a worker whose metadata
-#    was removed (group 0 again); the cleanup worker skips there; a Citus
-#    server answers only once its metadata shows it to be the coordinator;
+#  - no worker answers from its empty tables: a client's check there is
+#    answered by the coordinator (check_forwarding.hpp), as the current role,
+#    and right after each revocation path (0 stale over 40,000 more checks);
+#    a role that cannot log in to the coordinator, or a coordinator that is
+#    down, gets an error; every revocation there fails with 55000, and so does
+#    a check that Citus sends to a worker inside a statement that reads a
+#    distributed table, and any check on a worker whose metadata was removed
+#    (group 0 again); the cleanup worker skips there; a Citus server answers
+#    only once its metadata shows it to be the coordinator;
 #  - a distributed or reference users table cannot be tracked (0A000), and
 #    revoking in the transaction that changes the user works instead;
 #  - none of sessrev's tables can be made a Citus table (0A000), and every
@@ -125,6 +129,8 @@ is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id
 	'the audit log records on the coordinator');
 
 # --- Every revocation path, each refused by the next check ---------------------
+# On the coordinator, and on each worker, whose checks the coordinator answers.
+my @worker_checkers = map { $_->background_psql('postgres') } @workers;
 for my $how ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'UPDATE revoked', 'UPDATE expires_at',
 	'DELETE', 'revoke_jwt', 'revoke_user_tokens_before', 'TRUNCATE')
 {
@@ -132,18 +138,26 @@ for my $how ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'UPDATE r
 	$user =~ s/\W/_/g;
 	my ($id, $token) = session($user);
 	is(answers($checker, $token, $user), 'false/1/false', "$how: live before");
+	is(answers($_, $token, $user), 'false/1/false', "$how: live before on a worker") for @worker_checkers;
 	on_coordinator(revocation_sql($how, $id, $token, $user));
 	is(answers($checker, $token, $user), refused_answer($how), "$how: refused by the next check");
+	is(answers($worker_checkers[$_], $token, $user), refused_answer($how),
+		"$how: refused by the next check on worker" . ($_ + 1)) for 0 .. $#worker_checkers;
 }
 
 # --- 0 stale answers while revocations commit ----------------------------------
 # 400 sessions of 40 users; 100 rounds, each revoking 4 sessions by one of four
 # paths, then a checker in another connection checks all 400 (the live ones
-# filling and hitting the cache): 40,000 checks, compared with what was revoked.
+# filling and hitting the cache), and so does one on a worker (each in turn):
+# 80,000 checks, compared with what was revoked.
 on_coordinator(q{CREATE TABLE public.stress (n int PRIMARY KEY, user_id text, id uuid, token text)});
 on_coordinator(q{INSERT INTO public.stress
 	SELECT n, 's' || (n % 40), c.session_id, c.token FROM generate_series(0, 399) n,
 	       LATERAL sessrev.create_session('s' || (n % 40)) c});
+# The tokens in the statement itself: public.stress is the coordinator's.
+my $check_all = sprintf(q{SELECT string_agg(sessrev.is_revoked(t)::text, ',' ORDER BY n)
+	FROM unnest(ARRAY[%s]) WITH ORDINALITY AS u(t, n)},
+	join(',', map { "'$_'" } split /\n/, on_coordinator(q{SELECT token FROM public.stress ORDER BY n})));
 my %revoked;
 my $stale = 0;
 my $checks = 0;
@@ -157,11 +171,13 @@ for my $round (0 .. 99) {
 	my @now = map { $round * 4 + $_ } 0 .. 3;
 	on_coordinator(join '; ', map { $paths[$_ % 4]->($now[$_]) } 0 .. 3);
 	$revoked{$_} = 1 for @now;
-	my $answers = $checker->query_safe(q{SELECT string_agg(sessrev.is_revoked(token)::text, ',' ORDER BY n) FROM public.stress});
-	my @a = split /,/, $answers;
-	for my $n (0 .. 399) {
-		$checks++;
-		$stale++ if $revoked{$n} && $a[$n] ne 'true';
+	for my $c ($checker, $worker_checkers[$round % @worker_checkers]) {
+		my $answers = $c->query_safe($check_all);
+		my @a = split /,/, $answers;
+		for my $n (0 .. 399) {
+			$checks++;
+			$stale++ if $revoked{$n} && $a[$n] ne 'true';
+		}
 	}
 }
 cmp_ok($checks, '>=', 10000, "$checks checks made while revocations committed");
@@ -201,15 +217,27 @@ on_coordinator(q{UPDATE public.local_users SET pw = 'new' WHERE id = 'dave'});
 is(answers($checker, $d_tok, 'dave'), refused_answer('revoke_user_sessions'),
 	"a tracked table on the coordinator revokes at its update's commit");
 
-# --- Workers answer nothing from their empty tables -----------------------------
+# --- Workers: checks answered by the coordinator, writes refused ---------------
 my (undef, $e_tok) = session('erin');
 my $refusal = qr/sessrev's sessions are not on this node/;
+my ($e_id) = split /\|/, on_coordinator(qq{SELECT session_id FROM sessrev.validate_session('$e_tok')});
+my %expected = (
+	qq{SELECT sessrev.is_revoked('$e_tok')} => 'f',
+	qq{SELECT sessrev.is_revoked('$e_id'::uuid)} => 'f',
+	q{SELECT sessrev.is_revoked(gen_random_uuid())} => 't',
+	q{SELECT sessrev.is_revoked('no such token')} => 't',
+	qq{SELECT user_id || ' ' || metadata FROM sessrev.validate_session('$e_tok')} => 'erin {}',
+	qq{SELECT (sessrev.validate_session_record('$e_tok')).user_id} => 'erin',
+	q{SELECT count(*) FROM sessrev.validate_session('no such token')} => '0',
+	q{SELECT sessrev.is_jwt_revoked('jti-x', 'erin', now())} => 'f',
+	qq{BEGIN; SELECT FROM sessrev.validate_session('$e_tok'); SELECT sessrev.current_user_id(); COMMIT} => 'erin',);
 for my $i (0 .. $#workers) {
 	my $w = $workers[$i];
 	my $name = 'worker' . ($i + 1);
-	for my $call (qq{SELECT sessrev.is_revoked('$e_tok')}, q{SELECT sessrev.is_revoked(gen_random_uuid())},
-		qq{SELECT * FROM sessrev.validate_session('$e_tok')}, qq{SELECT sessrev.validate_session_record('$e_tok')},
-		q{SELECT sessrev.is_jwt_revoked('jti-x', 'erin', now())}, q{SELECT * FROM sessrev.create_session('erin')},
+	for my $call (sort keys %expected) {
+		is($w->safe_psql('postgres', $call), $expected{$call}, "$name answers through the coordinator: $call");
+	}
+	for my $call (q{SELECT * FROM sessrev.create_session('erin')},
 		q{SELECT sessrev.revoke_session(gen_random_uuid())}, q{SELECT sessrev.revoke_user_sessions('erin')},
 		qq{SELECT sessrev.revoke_token('$e_tok')}, q{SELECT sessrev.revoke_jwt('jti-x', now() + interval '1 hour')},
 		q{SELECT sessrev.revoke_user_tokens_before('erin')}, q{SELECT sessrev.revoke_all_sessions()})
@@ -221,6 +249,24 @@ for my $i (0 .. $#workers) {
 	like($w->safe_psql('postgres', 'SELECT last_error FROM sessrev.worker_status()'), qr/^skipped: .*Citus worker/,
 		"$name: the cleanup worker skips, and says why");
 }
+# A forwarded check runs as the current role, on the coordinator too.
+# Citus propagates roles, not grants on an extension's functions, and refuses
+# them on a worker unless told not to propagate them: a profile is granted on
+# every node so (README's Citus section).
+on_coordinator(q{CREATE ROLE checker_login LOGIN; CREATE ROLE no_grant LOGIN;
+	SELECT sessrev.grant_backend('checker_login')});
+is(on_coordinator(q{SELECT string_agg(success::text, ',') FROM run_command_on_workers(
+	$$SET citus.enable_ddl_propagation TO off; SELECT sessrev.grant_backend('checker_login');
+	  SELECT sessrev.grant_backend('app_backend')$$)}), 'true,true',
+	'the backend profile is granted on the workers');
+is($workers[0]->safe_psql('postgres', qq{SET ROLE checker_login; SELECT sessrev.is_revoked('$e_tok')}), 'f',
+	'a role granted the backend profile checks on a worker');
+fails_with($workers[0], qq{SET ROLE no_grant; SELECT sessrev.is_revoked('$e_tok')}, '42501', qr/permission denied/,
+	'a role without EXECUTE is refused on the worker');
+fails_with($workers[0], qq{SET ROLE app_backend; SELECT sessrev.is_revoked('$e_tok')}, '08006',
+	qr/could not ask the coordinator.*not permitted to log in/s,
+	'a role that cannot log in to the coordinator (app_backend: NOLOGIN) gets an error, not an answer');
+
 on_coordinator(q{CREATE TABLE public.orders (tenant int, item int); SELECT create_distributed_table('public.orders', 'tenant');
 	INSERT INTO public.orders VALUES (5, 1)});
 fails_with($coordinator, qq{SELECT sessrev.is_revoked('$e_tok'), o.item FROM public.orders o WHERE o.tenant = 5}, '55000',
@@ -263,8 +309,8 @@ for my $tenant (1 .. 20) {
 }
 ok($refused_everywhere, 'no check pushed to any worker answers the revoked jti as valid');
 on_coordinator(sprintf(q{SELECT start_metadata_sync_to_node('%s', %d)}, $workers[1]->host, $workers[1]->port));
-fails_with($workers[1], q{SELECT sessrev.is_jwt_revoked('jti-probe', 'erin', now())}, '55000', $refusal,
-	'worker2 with its metadata back refuses as a worker');
+is($workers[1]->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('jti-probe', 'erin', now())}), 't',
+	'worker2 with its metadata back answers through the coordinator');
 
 # --- Citus on a server that is no cluster's coordinator yet --------------------
 my $lone = new_node('lone');
@@ -280,7 +326,17 @@ my $late = new_node('worker3');
 add_node($late);
 is($late->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sessrev'}), $default,
 	'citus_add_node creates the extension on the new worker');
-fails_with($late, qq{SELECT sessrev.is_revoked('$e_tok')}, '55000', $refusal, 'the new worker refuses checks');
+is($late->safe_psql('postgres', qq{SELECT sessrev.is_revoked('$e_tok')}), 't',
+	'the new worker answers through the coordinator (erin was signed out by the emergency logout)');
+
+# --- The coordinator down: a worker's check fails, never answers -------------
+$_->quit for @worker_checkers;
+$coordinator->stop;
+fails_with($workers[0], qq{SELECT sessrev.is_revoked('$e_tok')}, '08006', qr/could not ask the coordinator/,
+	"with the coordinator down, a worker's check is an error");
+$coordinator->start;
+is($workers[0]->safe_psql('postgres', qq{SELECT sessrev.is_revoked('$e_tok')}), 't',
+	'once it is back, the same check answers');
 is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
 	  . join('/', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } (@workers, $late)),
 	'0/0/0/0', "no prepared transaction of Citus's left on any node");

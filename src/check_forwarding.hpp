@@ -1,0 +1,40 @@
+// Checks made on a Citus worker, answered by the coordinator.
+//
+// In the coordinator layout (citus_placement.hpp) a worker's copies of
+// sessrev's tables are empty. Applications that spread their connections over
+// every node (Citus's "query from any node") still check sessions there: such
+// a check is sent over libpq to the coordinator, as the current user (as Citus
+// itself connects), and the coordinator answers it from its cache. The answer
+// reads the latest committed state there, as a local check reads it here.
+//
+// A check in a statement that Citus sent to this worker from a transaction
+// begun elsewhere is not forwarded but refused (citus_placement.hpp): that
+// transaction may have revoked the session without committing yet, which a
+// new connection would not see. Any failure to get an answer is an error:
+// no failure answers "valid".
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/uuid.h"
+}
+
+#include "session_cache.hpp"
+
+namespace sessrev::check_forwarding {
+
+// Whether this backend's checks go to the coordinator. One test on a node
+// that serves them itself.
+bool applies();
+
+bool is_revoked(const text *token);
+bool is_revoked(const pg_uuid_t *session_id);
+bool is_jwt_revoked(const text *jti, const text *user_id, TimestampTz issued_at);
+
+// validate_session_record on the coordinator: true with the live session's
+// profile, its user id and its metadata (a jsonb, palloc'd), or false.
+bool validate(const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata);
+
+}  // namespace sessrev::check_forwarding
