@@ -337,6 +337,26 @@ fails_with($workers[0], qq{SELECT sessrev.is_revoked('$e_tok')}, '08006', qr/cou
 $coordinator->start;
 is($workers[0]->safe_psql('postgres', qq{SELECT sessrev.is_revoked('$e_tok')}), 't',
 	'once it is back, the same check answers');
+
+# --- A forward interrupted midway leaves nothing behind -------------------------
+# The coordinator's check waits behind an ACCESS EXCLUSIVE lock (a DBA's DDL);
+# the worker's statement_timeout cancels it while its answer is unread; the
+# next check in that session answers, on a new connection.
+my $waiting = $workers[0]->background_psql('postgres', on_error_stop => 0);
+$waiting->query_safe(qq{SELECT sessrev.is_revoked('$e_tok')});
+my $holder = $coordinator->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE sessrev.sessions IN ACCESS EXCLUSIVE MODE');
+$waiting->query_safe(q{SET statement_timeout = '300ms'});
+my (undef, $failed) = $waiting->query(qq{SELECT sessrev.is_revoked('$e_tok')});
+ok($failed && $waiting->{stderr} =~ /canceling statement due to statement timeout/,
+	"a forwarded check waiting on the coordinator is cancelled by the worker's statement_timeout")
+  or diag($waiting->{stderr});
+$waiting->{stderr} = '';
+$holder->query_safe('COMMIT');
+$holder->quit;
+$waiting->query_safe(q{RESET statement_timeout});
+is($waiting->query_safe(qq{SELECT sessrev.is_revoked('$e_tok')}), 't', 'the next check in that session answers');
+$waiting->quit;
 is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
 	  . join('/', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } (@workers, $late)),
 	'0/0/0/0', "no prepared transaction of Citus's left on any node");
