@@ -11,6 +11,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
 
@@ -36,8 +37,14 @@ void append_value(StringInfo buf, const char *key, const char *value) {
 }
 
 // Where the coordinator is, with Citus's own connection settings for nodes
-// (citus.node_conninfo: sslmode and the like), as the current user.
+// (citus.node_conninfo: sslmode and the like), as the current user; made
+// again after an invalidation of Citus's metadata or a change of role.
 char *coordinator_conninfo() {
+    static char *conninfo = nullptr;
+    static uint64 made_at = 0;
+    static Oid made_for = InvalidOid;
+    if (conninfo != nullptr && made_at == lookup::invalidation_count() && made_for == GetUserId()) return conninfo;
+    const uint64 count = lookup::invalidation_count();
     char *host = nullptr;
     int32 port = 0;
     if (!placement::coordinator_address(&host, &port))
@@ -54,12 +61,17 @@ char *coordinator_conninfo() {
     append_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
     // Answers read back in formats this side parses, whatever the role's settings.
     appendStringInfoString(&buf, " application_name=sessrev_check_forwarding options='-c DateStyle=ISO -c TimeZone=UTC'");
-    return buf.data;
+    if (conninfo != nullptr) pfree(conninfo);
+    conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
+    pfree(buf.data);
+    made_at = count;
+    made_for = GetUserId();
+    return conninfo;
 }
 
 // One statement on the coordinator, its one row's result; raises with the
 // coordinator's SQLSTATE when it refused, 08006 when it could not be asked.
-PGresult *ask(const char *sql, int nparams, const char *const *values) {
+PGresult *ask(const remote::Statement &statement, const char *const *values) {
     const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
     char *error = nullptr;
     if (!remote::connect(&connection, coordinator_conninfo(), deadline, &error))
@@ -70,7 +82,7 @@ PGresult *ask(const char *sql, int nparams, const char *const *values) {
                         errhint("The current role must be able to connect to the coordinator, as for Citus's "
                                 "own connections between nodes.")));
     char sqlstate[6];
-    PGresult *result = remote::exchange(&connection, sql, nparams, values, deadline, &error, sqlstate);
+    PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
     if (result == nullptr)
         ereport(ERROR, (errcode(sqlstate[0] != '\0' ? MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3],
                                                                   sqlstate[4])
@@ -83,8 +95,8 @@ PGresult *ask(const char *sql, int nparams, const char *const *values) {
     return result;
 }
 
-bool ask_boolean(const char *sql, int nparams, const char *const *values) {
-    PGresult *result = ask(sql, nparams, values);
+bool ask_boolean(const remote::Statement &statement, const char *const *values) {
+    PGresult *result = ask(statement, values);
     // A NULL or anything but "f" answers revoked: fail closed.
     const bool answer = PQgetisnull(result, 0, 0) || strcmp(PQgetvalue(result, 0, 0), "f") != 0;
     PQclear(result);
@@ -100,12 +112,12 @@ bool applies() {
 
 bool is_revoked(const text *token) {
     const char *values[1] = {text_to_cstring(token)};
-    return ask_boolean("SELECT sessrev.is_revoked($1::pg_catalog.text)", 1, values);
+    return ask_boolean({0, "SELECT sessrev.is_revoked($1::pg_catalog.text)", 1}, values);
 }
 
 bool is_revoked(const pg_uuid_t *session_id) {
     const char *values[1] = {DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(session_id)))};
-    return ask_boolean("SELECT sessrev.is_revoked($1::pg_catalog.uuid)", 1, values);
+    return ask_boolean({1, "SELECT sessrev.is_revoked($1::pg_catalog.uuid)", 1}, values);
 }
 
 bool is_jwt_revoked(const text *jti, const text *user_id, TimestampTz issued_at) {
@@ -113,16 +125,20 @@ bool is_jwt_revoked(const text *jti, const text *user_id, TimestampTz issued_at)
     const char *values[3] = {jti != nullptr ? text_to_cstring(jti) : nullptr,
                              user_id != nullptr ? text_to_cstring(user_id) : nullptr,
                              timestamptz_to_str(issued_at)};
-    return ask_boolean("SELECT sessrev.is_jwt_revoked($1::pg_catalog.text, $2::pg_catalog.text, "
-                       "$3::pg_catalog.timestamptz)",
-                       3, values);
+    return ask_boolean({2,
+                        "SELECT sessrev.is_jwt_revoked($1::pg_catalog.text, $2::pg_catalog.text, "
+                        "$3::pg_catalog.timestamptz)",
+                        3},
+                       values);
 }
 
 bool validate(const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata) {
     const char *values[1] = {text_to_cstring(token)};
-    PGresult *result = ask("SELECT r.session_id, r.user_id, r.expires_at, r.last_active_at, r.metadata "
-                           "FROM sessrev.validate_session_record($1::pg_catalog.text) AS r",
-                           1, values);
+    PGresult *result = ask({3,
+                            "SELECT r.session_id, r.user_id, r.expires_at, r.last_active_at, r.metadata "
+                            "FROM sessrev.validate_session_record($1::pg_catalog.text) AS r",
+                            1},
+                           values);
     if (PQnfields(result) != 5) {
         PQclear(result);
         ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION), errmsg("sessrev: the coordinator's answer has no row")));

@@ -8,6 +8,7 @@ extern "C" {
 #include "utils/wait_event.h"
 }
 
+#include <cstdio>
 #include <cstring>
 
 namespace sessrev::remote {
@@ -38,6 +39,7 @@ void disconnect(Connection *c) {
     if (c->conninfo != nullptr) pfree(c->conninfo);
     c->conninfo = nullptr;
     c->in_exchange = false;
+    c->prepared = 0;
 }
 
 bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **error) {
@@ -68,15 +70,10 @@ bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **e
     }
 }
 
-PGresult *exchange(Connection *c, const char *sql, int nparams, const char *const *values,
-                   TimestampTz deadline, char **error, char *sqlstate) {
-    if (sqlstate != nullptr) sqlstate[0] = '\0';
-    c->in_exchange = true;
-    if (PQsendQueryParams(c->conn, sql, nparams, nullptr, values, nullptr, nullptr, 0) == 0) {
-        *error = error_of("could not send the statement", PQerrorMessage(c->conn));
-        disconnect(c);
-        return nullptr;
-    }
+namespace {
+
+// Flushes what was sent and reads every result: see exchange.
+PGresult *finish(Connection *c, TimestampTz deadline, char **error, char *sqlstate) {
     for (;;) {
         const int flushed = PQflush(c->conn);
         if (flushed == 0) break;
@@ -119,6 +116,42 @@ PGresult *exchange(Connection *c, const char *sql, int nparams, const char *cons
         return nullptr;
     }
     return last;
+}
+
+PGresult *unsent(Connection *c, char **error) {
+    *error = error_of("could not send the statement", PQerrorMessage(c->conn));
+    disconnect(c);
+    return nullptr;
+}
+
+}  // namespace
+
+PGresult *exchange(Connection *c, const char *sql, int nparams, const char *const *values,
+                   TimestampTz deadline, char **error, char *sqlstate) {
+    if (sqlstate != nullptr) sqlstate[0] = '\0';
+    c->in_exchange = true;
+    if (PQsendQueryParams(c->conn, sql, nparams, nullptr, values, nullptr, nullptr, 0) == 0) return unsent(c, error);
+    return finish(c, deadline, error, sqlstate);
+}
+
+PGresult *exchange(Connection *c, const Statement &statement, const char *const *values, TimestampTz deadline,
+                   char **error, char *sqlstate) {
+    if (sqlstate != nullptr) sqlstate[0] = '\0';
+    char name[32];
+    snprintf(name, sizeof name, "sessrev_%u", statement.id);
+    const uint32 bit = 1u << statement.id;
+    if ((c->prepared & bit) == 0) {
+        c->in_exchange = true;
+        if (PQsendPrepare(c->conn, name, statement.sql, statement.nparams, nullptr) == 0) return unsent(c, error);
+        PGresult *prepared = finish(c, deadline, error, sqlstate);
+        if (prepared == nullptr) return nullptr;
+        PQclear(prepared);
+        c->prepared |= bit;
+    }
+    c->in_exchange = true;
+    if (PQsendQueryPrepared(c->conn, name, statement.nparams, values, nullptr, nullptr, 0) == 0)
+        return unsent(c, error);
+    return finish(c, deadline, error, sqlstate);
 }
 
 }  // namespace sessrev::remote

@@ -18,6 +18,16 @@ struct Connection {
     PGconn *conn = nullptr;
     char *conninfo = nullptr;  // what conn was made with (TopMemoryContext)
     bool in_exchange = false;  // an interrupt left a statement unread
+    uint32 prepared = 0;       // the Statement ids prepared on conn
+};
+
+// A statement prepared once per connection (named sessrev_<id>), so the
+// server parses and plans it once. Every name in sql is schema-qualified:
+// it runs with the remote role's search_path.
+struct Statement {
+    uint32 id;  // below 32, one per statement text
+    const char *sql;
+    int nparams;
 };
 
 // Makes sure c is connected with conninfo (reusing an open connection made
@@ -32,6 +42,10 @@ bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **e
 // disconnected only when the connection cannot carry another statement.
 PGresult *exchange(Connection *c, const char *sql, int nparams, const char *const *values,
                    TimestampTz deadline, char **error, char *sqlstate = nullptr);
+
+// exchange, of a Statement: prepared on c first if it is not yet.
+PGresult *exchange(Connection *c, const Statement &statement, const char *const *values, TimestampTz deadline,
+                   char **error, char *sqlstate = nullptr);
 
 void disconnect(Connection *c);
 

@@ -31,6 +31,12 @@ Layout cached_layout;
 // The tables of the last layout computed, kept when cached_layout is reset.
 Layout known;
 uint64 invalidations = 0;
+// A worker's judgement that the coordinator holds the rows (check_forwarding),
+// kept as cached_layout is: until an invalidation of sessrev's tables or of
+// Citus's metadata (Citus invalidates its tables' relcache entries when their
+// rows change).
+bool forwarding = false;
+placement::Placement forwarding_placement;
 
 bool is_table_of(const Layout &l, Oid relid) {
     return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
@@ -39,8 +45,10 @@ bool is_table_of(const Layout &l, Oid relid) {
 
 // A change to a table's triggers also arrives here: the layout is read anew.
 void forget_layout(Datum, Oid relid) {
-    if (relid == InvalidOid || is_table_of(cached_layout, relid) || placement::is_metadata_table(relid)) {
+    if (relid == InvalidOid || is_table_of(cached_layout, relid) || placement::is_metadata_table(relid) ||
+        is_table_of(known, relid)) {
         cached_layout = Layout{};
+        forwarding = false;
         invalidations++;
     }
 }
@@ -151,8 +159,21 @@ bool serving() { return OidIsValid(cached_layout.sessions); }
 
 placement::Placement placement_now() {
     if (serving()) return cached_layout.placement;
-    return read_layout(false).placement;
+    if (forwarding) return forwarding_placement;
+    for (;;) {
+        const uint64 before = invalidations;
+        const Layout fresh = read_layout(false);
+        if (invalidations != before) continue;
+        known = fresh;
+        if (fresh.placement.where == placement::Where::on_coordinator) {
+            forwarding_placement = fresh.placement;
+            forwarding = true;
+        }
+        return fresh.placement;
+    }
 }
+
+uint64 invalidation_count() { return invalidations; }
 
 bool find_tables(Layout *tables) {
     *tables = read_layout(true);

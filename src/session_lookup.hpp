@@ -66,8 +66,12 @@ void register_callbacks();
 // Whether this backend holds a layout that serves (the fast path of the
 // checks: nothing to forward).
 bool serving();
-// Where sessrev's rows are, judged now, without refusing (check_forwarding).
+// Where sessrev's rows are, without refusing (check_forwarding): judged now,
+// or as last judged when that found them on the coordinator and nothing was
+// invalidated since.
 placement::Placement placement_now();
+// Grows at each invalidation that may change the layout or the placement.
+uint64 invalidation_count();
 
 // The oid of function sessrev.name(types); raises an error if there is none,
 // or, with missing_ok, returns InvalidOid.
