@@ -237,9 +237,10 @@ void refuse(const Placement &p) {
                            "denylist and cut-offs are in the coordinator's tables, and this node's "
                            "copies of them are empty.",
                            p.group),
-                 errhint("Call sessrev's functions on the coordinator. A statement that also reads a "
-                         "distributed table is sent whole to a worker: check the session in a "
-                         "statement of its own.")));
+                 errhint("Run this on the coordinator. A check (is_revoked, validate_session, "
+                         "is_jwt_revoked) in a statement of its own is answered here through the "
+                         "coordinator; one in a statement that Citus sent here whole, with a "
+                         "distributed table, is not.")));
     if (p.where == Where::unconfirmed)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

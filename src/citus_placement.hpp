@@ -57,6 +57,9 @@ bool coordinator_address(char **host, int32 *port);
 // uncommitted changes another connection would not see.
 bool in_citus_connection();
 
+// Whether this node answers from its own tables.
+inline bool serves(const Placement &p) { return p.where == Where::here; }
+
 // Raises the error that says where the rows are.
 [[noreturn]] void refuse(const Placement &p);
 

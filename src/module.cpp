@@ -13,6 +13,7 @@ void _PG_init(void);
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "citus_placement.hpp"
+#include "table_guard.hpp"
 #include "current_session.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
@@ -47,6 +48,7 @@ extern "C" void _PG_init(void) {
     sessrev::arming::register_callbacks();
     sessrev::validation::register_callbacks();
     sessrev::placement::register_hooks();
+    sessrev::table_guard::register_hooks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;

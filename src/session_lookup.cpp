@@ -169,6 +169,8 @@ placement::Placement placement_now() {
             forwarding_placement = fresh.placement;
             forwarding = true;
         }
+        // Here: cached as the checks cache it, so that the next call is one test.
+        if (placement::serves(fresh.placement)) return layout().placement;
         return fresh.placement;
     }
 }

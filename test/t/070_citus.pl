@@ -11,7 +11,8 @@
 #    answered by the coordinator (check_forwarding.hpp), as the current role,
 #    and right after each revocation path (0 stale over 40,000 more checks);
 #    a role that cannot log in to the coordinator, or a coordinator that is
-#    down, gets an error; every revocation there fails with 55000, and so does
+#    down, gets an error; every revocation, listing and statement reading
+#    sessrev's tables there fails with 55000, and so does
 #    a check that Citus sends to a worker inside a statement that reads a
 #    distributed table, and any check on a worker whose metadata was removed
 #    (group 0 again); the cleanup worker skips there; a Citus server answers
@@ -237,10 +238,18 @@ for my $i (0 .. $#workers) {
 	for my $call (sort keys %expected) {
 		is($w->safe_psql('postgres', $call), $expected{$call}, "$name answers through the coordinator: $call");
 	}
+	# Writes, and whatever reads the tables: listings, views, SQL functions,
+	# direct statements (the executor refuses them, table_guard.hpp).
 	for my $call (q{SELECT * FROM sessrev.create_session('erin')},
 		q{SELECT sessrev.revoke_session(gen_random_uuid())}, q{SELECT sessrev.revoke_user_sessions('erin')},
 		qq{SELECT sessrev.revoke_token('$e_tok')}, q{SELECT sessrev.revoke_jwt('jti-x', now() + interval '1 hour')},
-		q{SELECT sessrev.revoke_user_tokens_before('erin')}, q{SELECT sessrev.revoke_all_sessions()})
+		q{SELECT sessrev.revoke_user_tokens_before('erin')}, q{SELECT sessrev.revoke_all_sessions()},
+		q{SELECT count(*) FROM sessrev.user_sessions('erin')}, q{SELECT count(*) FROM sessrev.active_sessions},
+		q{SELECT count(*) FROM sessrev.sessions}, q{SELECT count(*) FROM sessrev.session_audit_log},
+		qq{SELECT sessrev.extend_session('$e_id', interval '1 hour')}, qq{SELECT * FROM sessrev.rotate_token('$e_tok')},
+		q{SELECT sessrev.jwt_issued_at('erin')}, q{SELECT * FROM sessrev.metrics()},
+		qq{UPDATE sessrev.sessions SET revoked = true WHERE id = '$e_id'},
+		qq{BEGIN; SELECT FROM sessrev.validate_session('$e_tok'); SELECT count(*) FROM sessrev.my_sessions(); COMMIT})
 	{
 		fails_with($w, $call, '55000', $refusal, "$name refuses: $call");
 	}

@@ -1,0 +1,13 @@
+// Statements that read or write sessrev's tables where their copies do not
+// hold the rows (a Citus worker, citus_placement.hpp) are refused, so that no
+// listing, view, SQL function or direct statement there answers from the
+// empty copies ("no sessions", "no such session", an update of nothing).
+// Checks are forwarded before they read anything (check_forwarding.hpp).
+#pragma once
+
+namespace sessrev::table_guard {
+
+// From _PG_init: the executor hook, in every backend that loads sessrev.
+void register_hooks();
+
+}  // namespace sessrev::table_guard
