@@ -3,11 +3,17 @@
 #include "citus_placement.hpp"
 #include "remote_connection.hpp"
 #include "session_lookup.hpp"
+#include "settings.hpp"
 
 extern "C" {
 #include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -26,6 +32,56 @@ constexpr long timeout_ms = 30000;
 
 remote::Connection connection;
 
+// Preloaded only; without it, no cap.
+struct Shared {
+    pg_atomic_uint32 connections;
+};
+Shared *shared = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+// Whether this backend counts in shared->connections: from before it
+// connects until it has no connection (checked at each use, and at exit).
+bool counted = false;
+
+void startup() {
+    if (prev_shmem_startup) prev_shmem_startup();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found;
+    shared = static_cast<Shared *>(ShmemInitStruct("sessrev check forwarding", sizeof(Shared), &found));
+    if (!found) pg_atomic_init_u32(&shared->connections, 0);
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void uncount() {
+    if (!counted) return;
+    pg_atomic_fetch_sub_u32(&shared->connections, 1);
+    counted = false;
+}
+
+void at_exit(int, Datum) {
+    remote::disconnect(&connection);
+    uncount();
+}
+
+// Counts this backend before it connects; refuses past the cap.
+void count() {
+    if (shared == nullptr || counted) return;
+    static bool exit_registered = false;
+    if (!exit_registered) {
+        before_shmem_exit(at_exit, 0);
+        exit_registered = true;
+    }
+    const uint32 before = pg_atomic_fetch_add_u32(&shared->connections, 1);
+    counted = true;
+    if (before >= static_cast<uint32>(settings::max_forwarding_connections)) {
+        uncount();
+        ereport(ERROR, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+                        errmsg("sessrev: %d backends of this node already hold a connection to the coordinator "
+                               "for their checks",
+                               settings::max_forwarding_connections),
+                        errhint("Raise sessrev.max_forwarding_connections, or check on the coordinator.")));
+    }
+}
+
 // conninfo's quoting of a value.
 void append_value(StringInfo buf, const char *key, const char *value) {
     appendStringInfo(buf, " %s='", key);
@@ -38,12 +94,21 @@ void append_value(StringInfo buf, const char *key, const char *value) {
 
 // Where the coordinator is, with Citus's own connection settings for nodes
 // (citus.node_conninfo: sslmode and the like), as the current user; made
-// again after an invalidation of Citus's metadata or a change of role.
+// again after an invalidation of Citus's metadata, a change of role or of
+// citus.node_conninfo. The settings given at connection start override the
+// coordinator's role and database settings: this side's encoding (so that a
+// jti or a user id means the same bytes there), formats this side parses, and
+// no idle timeout or read-only default to make a check fail.
 char *coordinator_conninfo() {
     static char *conninfo = nullptr;
+    static char *made_with = nullptr;  // citus.node_conninfo then
     static uint64 made_at = 0;
     static Oid made_for = InvalidOid;
-    if (conninfo != nullptr && made_at == lookup::invalidation_count() && made_for == GetUserId()) return conninfo;
+    const char *node_conninfo = GetConfigOption("citus.node_conninfo", true, false);
+    if (node_conninfo == nullptr) node_conninfo = "";
+    if (conninfo != nullptr && made_at == lookup::invalidation_count() && made_for == GetUserId() &&
+        strcmp(made_with, node_conninfo) == 0)
+        return conninfo;
     const uint64 count = lookup::invalidation_count();
     char *host = nullptr;
     int32 port = 0;
@@ -53,16 +118,19 @@ char *coordinator_conninfo() {
                         errhint("On the coordinator, run SELECT citus_set_coordinator_host('<its host>', <its port>);")));
     StringInfoData buf;
     initStringInfo(&buf);
-    const char *node_conninfo = GetConfigOption("citus.node_conninfo", true, false);
-    if (node_conninfo != nullptr) appendStringInfoString(&buf, node_conninfo);
+    appendStringInfoString(&buf, node_conninfo);
     append_value(&buf, "host", host);
     appendStringInfo(&buf, " port=%d", port);
     append_value(&buf, "dbname", get_database_name(MyDatabaseId));
     append_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
-    // Answers read back in formats this side parses, whatever the role's settings.
-    appendStringInfoString(&buf, " application_name=sessrev_check_forwarding options='-c DateStyle=ISO -c TimeZone=UTC'");
+    append_value(&buf, "client_encoding", GetDatabaseEncodingName());
+    appendStringInfoString(&buf, " application_name=sessrev_check_forwarding"
+                                 " options='-c DateStyle=ISO -c TimeZone=UTC -c idle_session_timeout=0"
+                                 " -c default_transaction_read_only=off'");
     if (conninfo != nullptr) pfree(conninfo);
+    if (made_with != nullptr) pfree(made_with);
     conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
+    made_with = MemoryContextStrdup(TopMemoryContext, node_conninfo);
     pfree(buf.data);
     made_at = count;
     made_for = GetUserId();
@@ -73,26 +141,39 @@ char *coordinator_conninfo() {
 // coordinator's SQLSTATE when it refused, 08006 when it could not be asked.
 PGresult *ask(const remote::Statement &statement, const char *const *values) {
     const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-    char *error = nullptr;
-    if (!remote::connect(&connection, coordinator_conninfo(), deadline, &error))
-        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-                        errmsg("sessrev could not ask the coordinator: %s", error),
-                        errdetail("This node is a Citus worker: its checks are answered by the coordinator, "
-                                  "which holds sessrev's sessions."),
-                        errhint("The current role must be able to connect to the coordinator, as for Citus's "
-                                "own connections between nodes.")));
-    char sqlstate[6];
-    PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
-    if (result == nullptr)
-        ereport(ERROR, (errcode(sqlstate[0] != '\0' ? MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3],
-                                                                  sqlstate[4])
-                                                    : ERRCODE_CONNECTION_FAILURE),
-                        errmsg("sessrev's check on the coordinator failed: %s", error)));
-    if (PQntuples(result) != 1 || PQnfields(result) < 1) {
-        PQclear(result);
-        ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION), errmsg("sessrev: the coordinator's answer has no row")));
+    for (int attempt = 0;; attempt++) {
+        char *error = nullptr;
+        bool reused = false;
+        const char *conninfo = coordinator_conninfo();
+        count();
+        const bool connected = remote::connect(&connection, conninfo, deadline, &error, &reused);
+        if (!connected) uncount();
+        if (!connected)
+            ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                            errmsg("sessrev could not ask the coordinator: %s", error),
+                            errdetail("This node is a Citus worker: its checks are answered by the coordinator, "
+                                      "which holds sessrev's sessions."),
+                            errhint("The current role must be able to connect to the coordinator, as for "
+                                    "Citus's own connections between nodes.")));
+        char sqlstate[6];
+        PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
+        // A kept connection the coordinator closed meanwhile (a restart, a
+        // terminated backend) is tried once more on a new one.
+        if (connection.conn == nullptr) uncount();
+        if (result == nullptr && sqlstate[0] == '\0' && reused && attempt == 0) continue;
+        if (result == nullptr)
+            ereport(ERROR,
+                    (errcode(sqlstate[0] != '\0'
+                                 ? MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])
+                                 : ERRCODE_CONNECTION_FAILURE),
+                     errmsg("sessrev's check on the coordinator failed: %s", error)));
+        if (PQntuples(result) != 1 || PQnfields(result) < 1) {
+            PQclear(result);
+            ereport(ERROR,
+                    (errcode(ERRCODE_PROTOCOL_VIOLATION), errmsg("sessrev: the coordinator's answer has no row")));
+        }
+        return result;
     }
-    return result;
 }
 
 bool ask_boolean(const remote::Statement &statement, const char *const *values) {
@@ -104,6 +185,13 @@ bool ask_boolean(const remote::Statement &statement, const char *const *values) 
 }
 
 }  // namespace
+
+void request_shmem() { RequestAddinShmemSpace(sizeof(Shared)); }
+
+void startup_shmem() {
+    prev_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = startup;
+}
 
 bool applies() {
     if (lookup::serving()) return false;
@@ -148,8 +236,8 @@ bool validate(const text *token, session_cache::Profile *profile, text **user_id
             PQclear(result);
             return false;
         }
-    // Copied out before the result is freed; an error in a conversion frees
-    // nothing but this call's memory (the result leaks only then).
+    // Copied out and the result freed first: a conversion's error would
+    // leave it behind (libpq's memory is no memory context's).
     const char *id = pstrdup(PQgetvalue(result, 0, 0));
     const char *user = pstrdup(PQgetvalue(result, 0, 1));
     const char *expires = pstrdup(PQgetvalue(result, 0, 2));

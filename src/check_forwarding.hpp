@@ -25,6 +25,12 @@ extern "C" {
 
 namespace sessrev::check_forwarding {
 
+// Preloaded: the count of this node's backends holding a connection to the
+// coordinator (sessrev.max_forwarding_connections), so that clients of the
+// workers cannot take all of the coordinator's connection slots.
+void request_shmem();
+void startup_shmem();
+
 // Whether this backend's checks go to the coordinator. One test on a node
 // that serves them itself.
 bool applies();

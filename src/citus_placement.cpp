@@ -211,12 +211,22 @@ bool coordinator_address(char **host, int32 *port) {
     return found;
 }
 
-bool in_citus_connection() {
-    if (application_name == nullptr) return false;
+namespace {
+
+bool names_citus(const char *name) {
     static constexpr const char *prefixes[] = {"citus_internal", "citus_rebalancer", "citus_run_command"};
+    if (name == nullptr) return false;
     for (const char *prefix : prefixes)
-        if (strncmp(application_name, prefix, strlen(prefix)) == 0) return true;
+        if (strncmp(name, prefix, strlen(prefix)) == 0) return true;
     return false;
+}
+
+}  // namespace
+
+bool in_citus_connection() {
+    // The name given when the connection started, too: a statement Citus
+    // sends may rename its connection (set_config), not its start.
+    return names_citus(application_name) || names_citus(GetConfigOptionResetString("application_name"));
 }
 
 bool is_metadata_table(Oid relid) {

@@ -12,6 +12,7 @@ void _PG_init(void);
 
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "check_forwarding.hpp"
 #include "citus_placement.hpp"
 #include "table_guard.hpp"
 #include "current_session.hpp"
@@ -36,6 +37,7 @@ void request_shmem() {
     sessrev::touch_queue::request_shmem();
     sessrev::reuse_reports::request_shmem();
     sessrev::worker::request_shmem();
+    sessrev::check_forwarding::request_shmem();
 }
 
 }  // namespace
@@ -58,6 +60,7 @@ extern "C" void _PG_init(void) {
     sessrev::touch_queue::startup_shmem();
     sessrev::reuse_reports::startup_shmem();
     sessrev::worker::startup_shmem();
+    sessrev::check_forwarding::startup_shmem();
     sessrev::standby_records::register_rmgr();
     // pg_upgrade's server must run nothing of its own.
     if (!IsBinaryUpgrade) sessrev::worker::register_worker();

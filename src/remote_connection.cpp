@@ -34,6 +34,8 @@ bool wait_for(Connection *c, int events, TimestampTz deadline) {
 }  // namespace
 
 void disconnect(Connection *c) {
+    if (c->pending != nullptr) PQclear(c->pending);
+    c->pending = nullptr;
     if (c->conn != nullptr) PQfinish(c->conn);
     c->conn = nullptr;
     if (c->conninfo != nullptr) pfree(c->conninfo);
@@ -42,10 +44,13 @@ void disconnect(Connection *c) {
     c->prepared = 0;
 }
 
-bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **error) {
+bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **error, bool *reused) {
+    if (reused != nullptr) *reused = false;
     if (c->conn != nullptr && !c->in_exchange && PQstatus(c->conn) == CONNECTION_OK &&
-        PQtransactionStatus(c->conn) == PQTRANS_IDLE && strcmp(c->conninfo, conninfo) == 0)
+        PQtransactionStatus(c->conn) == PQTRANS_IDLE && strcmp(c->conninfo, conninfo) == 0) {
+        if (reused != nullptr) *reused = true;
         return true;
+    }
     disconnect(c);
     c->conn = PQconnectStart(conninfo);
     c->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
@@ -58,6 +63,12 @@ bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **e
     for (;;) {
         const PostgresPollingStatusType status = PQconnectPoll(c->conn);
         if (status == PGRES_POLLING_OK) {
+            // Sends never block outside wait_for, where interrupts are served.
+            if (PQsetnonblocking(c->conn, 1) != 0) {
+                *error = error_of("could not connect", PQerrorMessage(c->conn));
+                disconnect(c);
+                return false;
+            }
             c->in_exchange = false;
             return true;
         }
@@ -84,13 +95,13 @@ PGresult *finish(Connection *c, TimestampTz deadline, char **error, char *sqlsta
         }
         PQconsumeInput(c->conn);
     }
-    PGresult *last = nullptr;
+    // An interrupt may end this wait with a result read: c->pending keeps
+    // it for disconnect to free.
     char *failure = nullptr;
     for (;;) {
         while (PQisBusy(c->conn)) {
             if (!wait_for(c, WL_SOCKET_READABLE, deadline) || PQconsumeInput(c->conn) == 0) {
                 *error = error_of("no answer", PQerrorMessage(c->conn));
-                if (last != nullptr) PQclear(last);
                 disconnect(c);
                 return nullptr;
             }
@@ -106,10 +117,12 @@ PGresult *finish(Connection *c, TimestampTz deadline, char **error, char *sqlsta
             PQclear(result);
             continue;
         }
-        if (last != nullptr) PQclear(last);
-        last = result;
+        if (c->pending != nullptr) PQclear(c->pending);
+        c->pending = result;
     }
     c->in_exchange = false;
+    PGresult *last = c->pending;
+    c->pending = nullptr;
     if (failure != nullptr) {
         if (last != nullptr) PQclear(last);
         *error = failure;

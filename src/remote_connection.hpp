@@ -19,6 +19,7 @@ struct Connection {
     char *conninfo = nullptr;  // what conn was made with (TopMemoryContext)
     bool in_exchange = false;  // an interrupt left a statement unread
     uint32 prepared = 0;       // the Statement ids prepared on conn
+    PGresult *pending = nullptr;  // read, not yet handed back (freed by disconnect)
 };
 
 // A statement prepared once per connection (named sessrev_<id>), so the
@@ -31,9 +32,9 @@ struct Statement {
 };
 
 // Makes sure c is connected with conninfo (reusing an open connection made
-// with the same conninfo); false with *error set (palloc'd) when it is not by
-// the deadline.
-bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **error);
+// with the same conninfo, and saying so in *reused); false with *error set
+// (palloc'd) when it is not by the deadline.
+bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **error, bool *reused = nullptr);
 
 // Sends sql with its text parameters and reads every result; the last one
 // (to PQclear), or nullptr with *error set when the statement failed or no

@@ -38,6 +38,7 @@ int max_retired_tokens = 10;
 int max_self_revocations_per_minute = 10;
 char *database = nullptr;
 char *primary_conninfo = nullptr;
+int max_forwarding_connections = 32;
 
 void define_settings() {
     DefineCustomIntVariable("sessrev.session_ttl",
@@ -143,6 +144,12 @@ void define_settings() {
                                    "sessrev.database's.",
                                    &primary_conninfo, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr,
                                    nullptr);
+        DefineCustomIntVariable("sessrev.max_forwarding_connections",
+                                "On a Citus worker, how many backends may hold a connection to the "
+                                "coordinator for their checks at once; past it a check fails (53300).",
+                                "Each backend keeps its connection until it exits.",
+                                &max_forwarding_connections, 32, 0, 10000, PGC_SIGHUP, 0, nullptr,
+                                nullptr, nullptr);
         DefineCustomStringVariable("sessrev.database",
                                    "Database in which the background worker cleans up.", nullptr,
                                    &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr,

@@ -24,6 +24,7 @@ extern int max_rotations_per_minute;  // read by rotate_session_token
 extern int max_retired_tokens;        // likewise
 extern int max_self_revocations_per_minute;  // read by revoke_my_other_sessions
 extern char *database;  // the worker's database; defined only when preloaded
+extern int max_forwarding_connections;  // check_forwarding.hpp
 extern char *primary_conninfo;  // touch_forwarding.hpp; likewise
 
 // Defines every sessrev.* GUC; cache_size only means something when preloading.

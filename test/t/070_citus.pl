@@ -262,14 +262,22 @@ for my $i (0 .. $#workers) {
 # Citus propagates roles, not grants on an extension's functions, and refuses
 # them on a worker unless told not to propagate them: a profile is granted on
 # every node so (README's Citus section).
-on_coordinator(q{CREATE ROLE checker_login LOGIN; CREATE ROLE no_grant LOGIN;
+on_coordinator(q{CREATE ROLE checker_login LOGIN; CREATE ROLE no_grant LOGIN; CREATE ROLE worker_only LOGIN;
 	SELECT sessrev.grant_backend('checker_login')});
 is(on_coordinator(q{SELECT string_agg(success::text, ',') FROM run_command_on_workers(
 	$$SET citus.enable_ddl_propagation TO off; SELECT sessrev.grant_backend('checker_login');
-	  SELECT sessrev.grant_backend('app_backend')$$)}), 'true,true',
+	  SELECT sessrev.grant_backend('app_backend'); SELECT sessrev.grant_backend('worker_only')$$)}), 'true,true',
 	'the backend profile is granted on the workers');
-is($workers[0]->safe_psql('postgres', qq{SET ROLE checker_login; SELECT sessrev.is_revoked('$e_tok')}), 'f',
-	'a role granted the backend profile checks on a worker');
+# One session, two roles: each check goes out as the role of the moment, and
+# the coordinator checks that role's privileges again.
+{
+	my ($rc, $out, $err) = $workers[0]->psql('postgres', qq{\\set VERBOSITY verbose
+		SET ROLE checker_login; SELECT sessrev.is_revoked('$e_tok');
+		RESET ROLE; SET ROLE worker_only; SELECT sessrev.is_revoked('$e_tok')});
+	is($out, 'f', 'a role granted the backend profile on both nodes checks on a worker');
+	like($err, qr/ERROR:  42501: .*permission denied for schema sessrev/,
+		'in the same session, a role granted it on the worker only is refused by the coordinator');
+}
 fails_with($workers[0], qq{SET ROLE no_grant; SELECT sessrev.is_revoked('$e_tok')}, '42501', qr/permission denied/,
 	'a role without EXECUTE is refused on the worker');
 fails_with($workers[0], qq{SET ROLE app_backend; SELECT sessrev.is_revoked('$e_tok')}, '08006',
@@ -281,6 +289,14 @@ on_coordinator(q{CREATE TABLE public.orders (tenant int, item int); SELECT creat
 fails_with($coordinator, qq{SELECT sessrev.is_revoked('$e_tok'), o.item FROM public.orders o WHERE o.tenant = 5}, '55000',
 	$refusal, 'a check that Citus sends to a worker with a distributed query is refused there');
 is(on_coordinator(qq{SELECT sessrev.is_revoked('$e_tok')}), 'f', 'the same check in its own statement answers');
+# The statement Citus sends may rename its connection; the name it started
+# with still marks it, so the check after this transaction's own revocation
+# is refused, not asked of the coordinator (which would not see it yet).
+my (undef, $own_tok) = session('own');
+fails_with($coordinator, qq{BEGIN; SELECT sessrev.revoke_token('$own_tok');
+	SELECT set_config('application_name', 'renamed', false), o.item FROM public.orders o WHERE o.tenant = 5;
+	SELECT sessrev.is_revoked('$own_tok'), o.item FROM public.orders o WHERE o.tenant = 5; COMMIT}, '55000', $refusal,
+	"a check sent to a worker after its transaction's own revocation, the connection renamed, is refused");
 
 # --- sessrev's tables cannot become Citus tables --------------------------------
 for my $call (q{SELECT create_reference_table('sessrev.sessions')},
@@ -296,6 +312,21 @@ fails_with($coordinator, q{ALTER TABLE sessrev.global_token_cutoff RENAME TO glo
 is(on_coordinator(q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'sessrev.%'}), '0',
 	'none of them is a Citus table');
 is(answers($checker, $e_tok, 'erin'), 'false/1/false', 'checks still answer on the coordinator');
+
+# --- What a forwarded check sends and reads back means the same bytes ----------
+# A database owner sets the coordinator's client_encoding; the worker's
+# session has its own time zone and date style.
+on_coordinator(q{SELECT sessrev.revoke_jwt('jti-é', now() + interval '1 hour', 'é');
+	SELECT sessrev.revoke_user_tokens_before('ü')});
+my (undef, $accent_tok) = session('é');
+my $expires = on_coordinator(qq{SELECT extract(epoch FROM expires_at) FROM sessrev.validate_session('$accent_tok')});
+on_coordinator(q{ALTER DATABASE postgres SET client_encoding = 'LATIN1'});
+is($workers[0]->safe_psql('postgres', qq{SET client_encoding = 'UTF8'; SET TimeZone = 'Asia/Kolkata'; SET DateStyle = 'SQL, DMY';
+	SELECT sessrev.is_jwt_revoked('jti-é', NULL, now()) || ' ' || sessrev.is_jwt_revoked(NULL, 'ü', now() - interval '1 minute')
+	       || ' ' || user_id || ' ' || extract(epoch FROM expires_at) FROM sessrev.validate_session('$accent_tok')}),
+	"true true é $expires",
+	'a non-ASCII jti, user cut-off and user id, and the expiry, read the same through the coordinator');
+on_coordinator(q{ALTER DATABASE postgres RESET client_encoding});
 
 # --- The emergency logout, last: its cut-off refuses every earlier JWT too ------
 on_coordinator(revocation_sql('revoke_all_sessions'));
@@ -364,8 +395,23 @@ $waiting->{stderr} = '';
 $holder->query_safe('COMMIT');
 $holder->quit;
 $waiting->query_safe(q{RESET statement_timeout});
-is($waiting->query_safe(qq{SELECT sessrev.is_revoked('$e_tok')}), 't', 'the next check in that session answers');
+my (undef, $fresh_tok) = session('fresh');
+is($waiting->query_safe(qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f',
+	"the next check in that session answers its own question (a live session), not the cancelled one's");
 $waiting->quit;
+
+# --- The coordinator's connection slots: a cap per worker -----------------------
+$workers[1]->append_conf('postgresql.conf', 'sessrev.max_forwarding_connections = 1');
+$workers[1]->reload;
+my $first = $workers[1]->background_psql('postgres');
+is($first->query_safe(qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f', 'the first backend forwards');
+fails_with($workers[1], qq{SELECT sessrev.is_revoked('$fresh_tok')}, '53300', qr/already hold a connection/,
+	'a second one is refused past sessrev.max_forwarding_connections');
+$first->quit;
+$workers[1]->poll_query_until('postgres', qq{SELECT sessrev.is_revoked('$fresh_tok')}, 'f')
+  or diag('the slot was not given back');
+is($workers[1]->safe_psql('postgres', qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f',
+	'once the first exits, another backend forwards');
 is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
 	  . join('/', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } (@workers, $late)),
 	'0/0/0/0', "no prepared transaction of Citus's left on any node");
