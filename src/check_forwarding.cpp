@@ -98,7 +98,8 @@ void append_value(StringInfo buf, const char *key, const char *value) {
 // citus.node_conninfo. The settings given at connection start override the
 // coordinator's role and database settings: this side's encoding (so that a
 // jti or a user id means the same bytes there), formats this side parses, and
-// no idle timeout or read-only default to make a check fail.
+// no read-only default to make a check fail. An idle_session_timeout there
+// may close a kept connection: the next check reconnects.
 char *coordinator_conninfo() {
     static char *conninfo = nullptr;
     static char *made_with = nullptr;  // citus.node_conninfo then
@@ -125,8 +126,7 @@ char *coordinator_conninfo() {
     append_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
     append_value(&buf, "client_encoding", GetDatabaseEncodingName());
     appendStringInfoString(&buf, " application_name=sessrev_check_forwarding"
-                                 " options='-c DateStyle=ISO -c TimeZone=UTC -c idle_session_timeout=0"
-                                 " -c default_transaction_read_only=off'");
+                                 " options='-c DateStyle=ISO -c TimeZone=UTC -c default_transaction_read_only=off'");
     if (conninfo != nullptr) pfree(conninfo);
     if (made_with != nullptr) pfree(made_with);
     conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
@@ -157,16 +157,21 @@ PGresult *ask(const remote::Statement &statement, const char *const *values) {
                                     "Citus's own connections between nodes.")));
         char sqlstate[6];
         PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
-        // A kept connection the coordinator closed meanwhile (a restart, a
-        // terminated backend) is tried once more on a new one.
-        if (connection.conn == nullptr) uncount();
-        if (result == nullptr && sqlstate[0] == '\0' && reused && attempt == 0) continue;
-        if (result == nullptr)
+                if (connection.conn == nullptr) uncount();
+        // A kept connection that the coordinator closed meanwhile (a restart,
+        // a terminated backend, its idle_session_timeout) is tried once more
+        // on a new one; a timeout is not.
+        const bool timed_out = strcmp(sqlstate, "57014") == 0;
+        if (result == nullptr && connection.conn == nullptr && reused && attempt == 0 && !timed_out) continue;
+        if (result == nullptr) {
+            // The connection's end (57P.., 08...) is a failure to ask, here:
+            // not this session's own.
+            const bool lost = sqlstate[0] == '\0' || strncmp(sqlstate, "57P", 3) == 0 || strncmp(sqlstate, "08", 2) == 0;
             ereport(ERROR,
-                    (errcode(sqlstate[0] != '\0'
-                                 ? MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])
-                                 : ERRCODE_CONNECTION_FAILURE),
+                    (errcode(lost ? ERRCODE_CONNECTION_FAILURE
+                                  : MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
                      errmsg("sessrev's check on the coordinator failed: %s", error)));
+        }
         if (PQntuples(result) != 1 || PQnfields(result) < 1) {
             PQclear(result);
             ereport(ERROR,

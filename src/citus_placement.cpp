@@ -13,12 +13,14 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -137,6 +139,12 @@ void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int 
     if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && class_id == RelationRelationId &&
         sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script())
         refuse_shard(object_id);
+    // A backend that judged before Citus was installed knows none of Citus's
+    // metadata tables, whose changes would otherwise tell it that this node
+    // became a worker: any extension created or dropped makes every backend
+    // judge again (at this transaction's commit).
+    if ((access == OAT_POST_CREATE || access == OAT_DROP) && class_id == ExtensionRelationId)
+        CacheInvalidateRelcacheAll();
 }
 
 }  // namespace

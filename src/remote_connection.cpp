@@ -18,6 +18,10 @@ char *error_of(const char *what, const char *detail) {
     return detail != nullptr && detail[0] != '\0' ? psprintf("%s: %s", what, detail) : pstrdup(what);
 }
 
+// Notices of the other side (its role may ask for debug output) are not
+// this server's to log.
+void ignore_notice(void *, const PGresult *) {}
+
 // Waits for the connection's socket (or the latch, or the deadline); false at
 // the deadline. Interrupts are served here: an error raised by one leaves
 // in_exchange set, and the next use starts on a new connection.
@@ -63,6 +67,7 @@ bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **e
     for (;;) {
         const PostgresPollingStatusType status = PQconnectPoll(c->conn);
         if (status == PGRES_POLLING_OK) {
+            PQsetNoticeReceiver(c->conn, ignore_notice, nullptr);
             // Sends never block outside wait_for, where interrupts are served.
             if (PQsetnonblocking(c->conn, 1) != 0) {
                 *error = error_of("could not connect", PQerrorMessage(c->conn));
@@ -83,16 +88,24 @@ bool connect(Connection *c, const char *conninfo, TimestampTz deadline, char **e
 
 namespace {
 
+PGresult *timed_out(Connection *c, char **error, char *sqlstate) {
+    *error = pstrdup("no answer in time");
+    if (sqlstate != nullptr) strlcpy(sqlstate, "57014", 6);
+    disconnect(c);
+    return nullptr;
+}
+
 // Flushes what was sent and reads every result: see exchange.
 PGresult *finish(Connection *c, TimestampTz deadline, char **error, char *sqlstate) {
     for (;;) {
         const int flushed = PQflush(c->conn);
         if (flushed == 0) break;
-        if (flushed < 0 || !wait_for(c, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, deadline)) {
+        if (flushed < 0) {
             *error = error_of("could not send the statement", PQerrorMessage(c->conn));
             disconnect(c);
             return nullptr;
         }
+        if (!wait_for(c, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, deadline)) return timed_out(c, error, sqlstate);
         PQconsumeInput(c->conn);
     }
     // An interrupt may end this wait with a result read: c->pending keeps
@@ -100,8 +113,9 @@ PGresult *finish(Connection *c, TimestampTz deadline, char **error, char *sqlsta
     char *failure = nullptr;
     for (;;) {
         while (PQisBusy(c->conn)) {
-            if (!wait_for(c, WL_SOCKET_READABLE, deadline) || PQconsumeInput(c->conn) == 0) {
-                *error = error_of("no answer", PQerrorMessage(c->conn));
+            if (!wait_for(c, WL_SOCKET_READABLE, deadline)) return timed_out(c, error, sqlstate);
+            if (PQconsumeInput(c->conn) == 0) {
+                *error = error_of("the connection was lost", PQerrorMessage(c->conn));
                 disconnect(c);
                 return nullptr;
             }

@@ -10,7 +10,9 @@ extern "C" {
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 }
 
 namespace sessrev::table_guard {
@@ -18,17 +20,24 @@ namespace {
 
 ExecutorStart_hook_type previous_hook = nullptr;
 
+// Schema sessrev's oid, looked up once per backend and again after a change
+// to any schema (none: no sessrev in this database).
+bool schema_known = false;
+Oid schema = InvalidOid;
+
+void forget_schema(Datum, int, uint32) { schema_known = false; }
+
 // Whether the statement's range table names a relation in schema sessrev.
 bool names_sessrev_relation(const List *rtable) {
-    Oid schema = InvalidOid;
     const ListCell *cell;
     foreach (cell, rtable) {
         const RangeTblEntry *rte = static_cast<const RangeTblEntry *>(lfirst(cell));
         if (rte->rtekind != RTE_RELATION) continue;
-        if (!OidIsValid(schema)) {
+        if (!schema_known) {
             schema = get_namespace_oid("sessrev", true);
-            if (!OidIsValid(schema)) return false;
+            schema_known = true;
         }
+        if (!OidIsValid(schema)) return false;
         if (get_rel_namespace(rte->relid) == schema) return true;
     }
     return false;
@@ -37,7 +46,8 @@ bool names_sessrev_relation(const List *rtable) {
 void on_executor_start(QueryDesc *query, int eflags) {
     // A backend that serves checks here (the coordinator, a single server)
     // pays one test; sessrev's own script runs on every node.
-    if (!lookup::serving() && !IsBinaryUpgrade && !placement::in_sessrev_script() &&
+    if (!lookup::serving() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && !IsBinaryUpgrade &&
+        !placement::in_sessrev_script() &&
         names_sessrev_relation(query->plannedstmt->rtable)) {
         // An extension restored piece by piece has tables missing: nothing
         // to judge yet (and nothing served from them).
@@ -57,6 +67,7 @@ void on_executor_start(QueryDesc *query, int eflags) {
 }  // namespace
 
 void register_hooks() {
+    CacheRegisterSyscacheCallback(NAMESPACEOID, forget_schema, 0);
     previous_hook = ExecutorStart_hook;
     ExecutorStart_hook = on_executor_start;
 }

@@ -400,6 +400,16 @@ is($waiting->query_safe(qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f',
 	"the next check in that session answers its own question (a live session), not the cancelled one's");
 $waiting->quit;
 
+# --- A kept connection that the coordinator closed -----------------------------
+# Its backend terminated (as a restart or its idle_session_timeout would):
+# the worker's next check reconnects once and answers.
+my $kept = $workers[0]->background_psql('postgres');
+is($kept->query_safe(qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f', 'a worker session checks');
+is(on_coordinator(q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+	WHERE application_name = 'sessrev_check_forwarding'}), 't', "the coordinator ends the worker's forwarding connections");
+is($kept->query_safe(qq{SELECT sessrev.is_revoked('$fresh_tok')}), 'f', 'the next check in that session answers on a new one');
+$kept->quit;
+
 # --- The coordinator's connection slots: a cap per worker -----------------------
 $workers[1]->append_conf('postgresql.conf', 'sessrev.max_forwarding_connections = 1');
 $workers[1]->reload;
