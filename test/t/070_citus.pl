@@ -428,6 +428,36 @@ is(on_coordinator(q{SELECT count(*) FROM pg_prepared_xacts}) . '/'
 
 $checker->quit;
 
+# --- A server that becomes a worker under a backend that judged it alone -------
+# The backend resolved sessrev's tables before Citus was installed there, so
+# it knew none of Citus's metadata tables; creating the extension makes every
+# backend judge again, and once the node is a worker its checks go to the
+# coordinator (here: a jti that only the coordinator's denylist holds).
+my $convert = PostgreSQL::Test::Cluster->new('convert');
+$convert->init;
+$convert->append_conf('postgresql.conf', qq{shared_preload_libraries = 'citus,sessrev'
+max_prepared_transactions = 20
+sessrev.cleanup_interval = 0
+citus.local_hostname = '} . $convert->host . "'\n");
+$convert->start;
+$convert->safe_psql('postgres', 'CREATE EXTENSION sessrev');
+my $alone = $convert->background_psql('postgres', on_error_stop => 0);
+is($alone->query_safe(q{SELECT sessrev.is_jwt_revoked('jti-convert', 'nobody', now())}), 'f',
+	'a server without Citus answers from its own tables');
+$convert->safe_psql('postgres', 'CREATE EXTENSION citus');
+my (undef, $unconfirmed) = $alone->query(q{SELECT sessrev.is_jwt_revoked('jti-convert', 'nobody', now())});
+ok($unconfirmed && $alone->{stderr} =~ /not known to be on this node/,
+	'the same backend refuses once Citus is installed there and no coordinator is known')
+  or diag($alone->{stderr});
+$alone->{stderr} = '';
+on_coordinator(q{SELECT sessrev.revoke_jwt('jti-convert', now() + interval '1 hour')});
+add_node($convert);
+is($alone->query_safe(q{SELECT sessrev.is_jwt_revoked('jti-convert', 'nobody', now())}), 't',
+	"once it is a worker, the same backend's check is the coordinator's answer");
+$alone->quit;
+on_coordinator(sprintf(q{SELECT citus_remove_node('%s', %d)}, $convert->host, $convert->port));
+$convert->stop;
+
 # --- A sessrev table made a Citus table where sessrev was not loaded -------------
 # Without sessrev preloaded, nothing refuses the shards; once it is loaded
 # again, every check refuses rather than read the shell's stale rows.
