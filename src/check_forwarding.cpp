@@ -157,7 +157,7 @@ PGresult *ask(const remote::Statement &statement, const char *const *values) {
                                     "Citus's own connections between nodes.")));
         char sqlstate[6];
         PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
-                if (connection.conn == nullptr) uncount();
+        if (connection.conn == nullptr) uncount();
         // A kept connection that the coordinator closed meanwhile (a restart,
         // a terminated backend, its idle_session_timeout) is tried once more
         // on a new one; a timeout is not.
