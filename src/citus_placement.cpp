@@ -17,13 +17,13 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
-#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 }
 
 namespace sessrev::placement {
@@ -34,10 +34,10 @@ Oid local_group_table = InvalidOid;
 Oid partition_table = InvalidOid;
 Oid node_table = InvalidOid;
 
-// Whether pg_dist_node lists a node of group 0: the coordinator, once
-// citus_set_coordinator_host has run (a worker with metadata lists it too,
-// but has a group of its own).
-bool coordinator_listed() {
+// Calls visit(tuple, descriptor) for pg_dist_node's rows of group 0 (the
+// coordinator's) until it returns true; whether one did.
+template <typename Visit>
+bool any_group_zero_row(Visit visit) {
     if (!OidIsValid(node_table)) return false;
     const AttrNumber groupid = get_attnum(node_table, "groupid");
     if (groupid == InvalidAttrNumber) return false;
@@ -45,10 +45,19 @@ bool coordinator_listed() {
     ScanKeyData key;
     ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
     SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
-    const bool listed = HeapTupleIsValid(systable_getnext(scan));
+    bool found = false;
+    for (HeapTuple tuple; !found && HeapTupleIsValid(tuple = systable_getnext(scan));)
+        found = visit(tuple, RelationGetDescr(rel));
     systable_endscan(scan);
     table_close(rel, AccessShareLock);
-    return listed;
+    return found;
+}
+
+// Whether pg_dist_node lists a node of group 0: the coordinator, once
+// citus_set_coordinator_host has run (a worker with metadata lists it too,
+// but has a group of its own).
+bool coordinator_listed() {
+    return any_group_zero_row([](HeapTuple, TupleDesc) { return true; });
 }
 
 // pg_dist_local_group's one row: this node's group.
@@ -188,35 +197,25 @@ Placement judge(const Oid *relids, int n) {
 bool coordinator_address(char **host, int32 *port) {
     if (!OidIsValid(node_table)) node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
     if (!OidIsValid(node_table)) return false;
-    const AttrNumber groupid = get_attnum(node_table, "groupid");
     const AttrNumber nodename = get_attnum(node_table, "nodename");
     const AttrNumber nodeport = get_attnum(node_table, "nodeport");
     const AttrNumber isactive = get_attnum(node_table, "isactive");
     const AttrNumber noderole = get_attnum(node_table, "noderole");
-    if (groupid == InvalidAttrNumber || nodename == InvalidAttrNumber || nodeport == InvalidAttrNumber ||
-        isactive == InvalidAttrNumber || noderole == InvalidAttrNumber)
+    if (nodename == InvalidAttrNumber || nodeport == InvalidAttrNumber || isactive == InvalidAttrNumber ||
+        noderole == InvalidAttrNumber)
         return false;
-    Relation rel = table_open(node_table, AccessShareLock);
-    ScanKeyData key;
-    ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
-    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
-    bool found = false;
-    for (HeapTuple tuple; !found && HeapTupleIsValid(tuple = systable_getnext(scan));) {
-        const TupleDesc desc = RelationGetDescr(rel);
+    return any_group_zero_row([&](HeapTuple tuple, TupleDesc desc) {
         bool null_name, null_port, null_active, null_role;
         const Datum name = heap_getattr(tuple, nodename, desc, &null_name);
         const Datum p = heap_getattr(tuple, nodeport, desc, &null_port);
         const Datum active = heap_getattr(tuple, isactive, desc, &null_active);
         const Datum role = heap_getattr(tuple, noderole, desc, &null_role);
-        if (null_name || null_port || null_active || null_role || !DatumGetBool(active)) continue;
-        if (strcmp(DatumGetCString(DirectFunctionCall1(enum_out, role)), "primary") != 0) continue;
+        if (null_name || null_port || null_active || null_role || !DatumGetBool(active)) return false;
+        if (strcmp(DatumGetCString(DirectFunctionCall1(enum_out, role)), "primary") != 0) return false;
         *host = text_to_cstring(DatumGetTextPP(name));
         *port = DatumGetInt32(p);
-        found = true;
-    }
-    systable_endscan(scan);
-    table_close(rel, AccessShareLock);
-    return found;
+        return true;
+    });
 }
 
 namespace {
