@@ -146,15 +146,15 @@ PGresult *ask(const remote::Statement &statement, const char *const *values) {
         bool reused = false;
         const char *conninfo = coordinator_conninfo();
         count();
-        const bool connected = remote::connect(&connection, conninfo, deadline, &error, &reused);
-        if (!connected) uncount();
-        if (!connected)
+        if (!remote::connect(&connection, conninfo, deadline, &error, &reused)) {
+            uncount();
             ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                             errmsg("sessrev could not ask the coordinator: %s", error),
                             errdetail("This node is a Citus worker: its checks are answered by the coordinator, "
                                       "which holds sessrev's sessions."),
                             errhint("The current role must be able to connect to the coordinator, as for "
                                     "Citus's own connections between nodes.")));
+        }
         char sqlstate[6];
         PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
         if (connection.conn == nullptr) uncount();

@@ -1,10 +1,10 @@
 // SQL-callable is_jwt_revoked(jti text, user_id text, issued_at timestamptz):
 // from shared memory when the cache is enabled, from the tables otherwise.
-#include "check_forwarding.hpp"
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "check_forwarding.hpp"
 #include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "jwt_lookup.hpp"

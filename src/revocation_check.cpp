@@ -1,10 +1,10 @@
 // SQL-callable is_revoked(token text) and is_revoked(session_id uuid): from the
 // shared-memory cache when it is enabled, from the sessions table otherwise.
-#include "check_forwarding.hpp"
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "check_forwarding.hpp"
 #include "session_lookup.hpp"
 #include "token.hpp"
 #include "trigger_arming.hpp"

@@ -45,8 +45,8 @@ bool is_table_of(const Layout &l, Oid relid) {
 
 // A change to a table's triggers also arrives here: the layout is read anew.
 void forget_layout(Datum, Oid relid) {
-    if (relid == InvalidOid || is_table_of(cached_layout, relid) || placement::is_metadata_table(relid) ||
-        is_table_of(known, relid)) {
+    // known holds cached_layout's tables whenever that is set, and a worker's.
+    if (relid == InvalidOid || is_table_of(known, relid) || placement::is_metadata_table(relid)) {
         cached_layout = Layout{};
         forwarding = false;
         invalidations++;

@@ -6,12 +6,12 @@
 // indexed read of the latest committed row. A due touch is queued for the worker (touch_queue.hpp) or,
 // where no worker serves this database, made in the caller's transaction
 // without ever waiting (sessrev.touch_session).
-#include "check_forwarding.hpp"
 #include "validate_session.hpp"
 
 #include "boundary.hpp"
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
+#include "check_forwarding.hpp"
 #include "compat.hpp"
 #include "current_session.hpp"
 #include "pending_revocations.hpp"
