@@ -1,6 +1,9 @@
 #include "citus_placement.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 extern "C" {
@@ -33,17 +36,19 @@ namespace {
 Oid local_group_table = InvalidOid;
 Oid partition_table = InvalidOid;
 Oid node_table = InvalidOid;
+Oid shard_table = InvalidOid;
+Oid shard_placement_table = InvalidOid;
 
-// Calls visit(tuple, descriptor) for pg_dist_node's rows of group 0 (the
-// coordinator's) until it returns true; whether one did.
+// Calls visit(tuple, descriptor) for pg_dist_node's rows of group until it
+// returns true; whether one did.
 template <typename Visit>
-bool any_group_zero_row(Visit visit) {
+bool any_group_row(int32 group, Visit visit) {
     if (!OidIsValid(node_table)) return false;
     const AttrNumber groupid = get_attnum(node_table, "groupid");
     if (groupid == InvalidAttrNumber) return false;
     Relation rel = table_open(node_table, AccessShareLock);
     ScanKeyData key;
-    ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
+    ScanKeyInit(&key, groupid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(group));
     SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
     bool found = false;
     for (HeapTuple tuple; !found && HeapTupleIsValid(tuple = systable_getnext(scan));)
@@ -57,7 +62,7 @@ bool any_group_zero_row(Visit visit) {
 // citus_set_coordinator_host has run (a worker with metadata lists it too,
 // but has a group of its own).
 bool coordinator_listed() {
-    return any_group_zero_row([](HeapTuple, TupleDesc) { return true; });
+    return any_group_row(0, [](HeapTuple, TupleDesc) { return true; });
 }
 
 // pg_dist_local_group's one row: this node's group.
@@ -77,8 +82,9 @@ int32 local_group() {
     return group;
 }
 
-// pg_dist_partition's partmethod for relid, or '\0' when it is no Citus table.
-char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, Oid relid) {
+// pg_dist_partition's partmethod for relid, or '\0' when it is no Citus
+// table; 'r' for a reference table (partmethod 'n', repmodel 't').
+char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, AttrNumber repmodel, Oid relid) {
     ScanKeyData key;
     ScanKeyInit(&key, logicalrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
     SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
@@ -88,9 +94,54 @@ char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, Oi
         bool isnull;
         Datum d = heap_getattr(tuple, partmethod, RelationGetDescr(rel), &isnull);
         kind = isnull ? '?' : DatumGetChar(d);
+        if (kind == 'n' && repmodel != InvalidAttrNumber) {
+            d = heap_getattr(tuple, repmodel, RelationGetDescr(rel), &isnull);
+            if (!isnull && DatumGetChar(d) == 't') kind = 'r';
+        }
     }
     systable_endscan(scan);
     return kind;
+}
+
+// Calls visit(tuple, descriptor) for each row of catalog relid whose column
+// equals value (compared with equal).
+template <typename Visit>
+void each_row(Oid relid, const char *column, RegProcedure equal, Datum value, Visit visit) {
+    const AttrNumber attnum = get_attnum(relid, column);
+    if (attnum == InvalidAttrNumber) return;
+    Relation rel = table_open(relid, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, attnum, BTEqualStrategyNumber, equal, value);
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    for (HeapTuple tuple; HeapTupleIsValid(tuple = systable_getnext(scan));) visit(tuple, RelationGetDescr(rel));
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+}
+
+// The group of shard's one active placement (shardstate 1); -1 when there
+// is not exactly one.
+int32 placement_group(int64 shard) {
+    const AttrNumber groupid = get_attnum(shard_placement_table, "groupid");
+    const AttrNumber shardstate = get_attnum(shard_placement_table, "shardstate");
+    int32 group = -1;
+    int active = 0;
+    each_row(shard_placement_table, "shardid", F_INT8EQ, Int64GetDatum(shard), [&](HeapTuple tuple, TupleDesc desc) {
+        bool null_group, null_state;
+        const Datum g = heap_getattr(tuple, groupid, desc, &null_group);
+        const Datum state = heap_getattr(tuple, shardstate, desc, &null_state);
+        if (null_group || null_state || DatumGetInt32(state) != 1) return;
+        group = DatumGetInt32(g);
+        active++;
+    });
+    return active == 1 ? group : -1;
+}
+
+int32 parse_bound(const char *text, bool *ok) {
+    char *end;
+    errno = 0;
+    const long value = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0' || end == text || value < PG_INT32_MIN || value > PG_INT32_MAX) *ok = false;
+    return static_cast<int32>(value);
 }
 
 object_access_hook_type previous_hook = nullptr;
@@ -163,27 +214,41 @@ void register_hooks() {
     object_access_hook = on_object_access;
 }
 
-Placement judge(const Oid *relids, int n) {
+Placement judge(const Oid *relids, const char *distributed_kinds, int n) {
     Placement p;
     if (!OidIsValid(get_extension_oid("citus", true))) return p;
     local_group_table = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
     partition_table = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
     node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
+    shard_table = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
+    shard_placement_table = get_relname_relid("pg_dist_placement", PG_CATALOG_NAMESPACE);
+    // How many tables are Citus tables, and how many of them as
+    // sessrev.distribute() makes them.
+    int citus_tables = 0, as_distributed = 0, tables = 0;
     if (OidIsValid(partition_table)) {
         const AttrNumber logicalrelid = get_attnum(partition_table, "logicalrelid");
         const AttrNumber partmethod = get_attnum(partition_table, "partmethod");
+        const AttrNumber repmodel = get_attnum(partition_table, "repmodel");
         if (logicalrelid != InvalidAttrNumber && partmethod != InvalidAttrNumber) {
             Relation rel = table_open(partition_table, AccessShareLock);
-            for (int i = 0; i < n && p.where == Where::here; i++) {
+            for (int i = 0; i < n; i++) {
                 if (!OidIsValid(relids[i])) continue;
-                const char kind = citus_kind(rel, logicalrelid, partmethod, relids[i]);
-                if (kind != '\0') p = Placement{Where::citus_table, 0, relids[i], kind};
+                tables++;
+                const char kind = citus_kind(rel, logicalrelid, partmethod, repmodel, relids[i]);
+                if (kind == '\0') continue;
+                citus_tables++;
+                if (kind == distributed_kinds[i]) as_distributed++;
+                if (p.where == Where::here) p = Placement{Where::citus_table, 0, relids[i], kind};
             }
             table_close(rel, AccessShareLock);
         }
     }
     if (OidIsValid(local_group_table)) p.group = local_group();
-    if (p.where != Where::here) return p;
+    if (citus_tables > 0) {
+        if (as_distributed == tables && OidIsValid(shard_table) && OidIsValid(shard_placement_table))
+            p = Placement{Where::distributed, p.group, InvalidOid, '\0'};
+        return p;
+    }
     // Group 0 is also what a worker falls back to when its metadata is
     // removed (stop_metadata_sync_to_node), while it still holds shards:
     // only a node that Citus's metadata shows to be the coordinator answers.
@@ -194,7 +259,71 @@ Placement judge(const Oid *relids, int n) {
     return p;
 }
 
-bool coordinator_address(char **host, int32 *port) {
+int shard_ranges(Oid relid, ShardRange **ranges) {
+    if (!OidIsValid(shard_table) || !OidIsValid(shard_placement_table)) return -1;
+    const AttrNumber shardid = get_attnum(shard_table, "shardid");
+    const AttrNumber minvalue = get_attnum(shard_table, "shardminvalue");
+    const AttrNumber maxvalue = get_attnum(shard_table, "shardmaxvalue");
+    if (shardid == InvalidAttrNumber || minvalue == InvalidAttrNumber || maxvalue == InvalidAttrNumber) return -1;
+    int n = 0, size = 16;
+    ShardRange *found = static_cast<ShardRange *>(palloc(size * sizeof(ShardRange)));
+    bool ok = true;
+    each_row(shard_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), [&](HeapTuple tuple, TupleDesc desc) {
+        bool null_id, null_min, null_max;
+        const Datum id = heap_getattr(tuple, shardid, desc, &null_id);
+        const Datum lo = heap_getattr(tuple, minvalue, desc, &null_min);
+        const Datum hi = heap_getattr(tuple, maxvalue, desc, &null_max);
+        if (null_id || null_min || null_max) {
+            ok = false;
+            return;
+        }
+        if (n == size) found = static_cast<ShardRange *>(repalloc(found, (size *= 2) * sizeof(ShardRange)));
+        ShardRange &r = found[n++];
+        r.shard = DatumGetInt64(id);
+        r.min = parse_bound(TextDatumGetCString(lo), &ok);
+        r.max = parse_bound(TextDatumGetCString(hi), &ok);
+    });
+    for (int i = 0; ok && i < n; i++) {
+        found[i].group = placement_group(found[i].shard);
+        if (found[i].group < 0) ok = false;
+    }
+    if (!ok || n == 0) return -1;
+    std::sort(found, found + n, [](const ShardRange &a, const ShardRange &b) { return a.min < b.min; });
+    // The ranges must cover every hash value once.
+    if (found[0].min != PG_INT32_MIN || found[n - 1].max != PG_INT32_MAX) return -1;
+    for (int i = 1; i < n; i++)
+        if (static_cast<int64>(found[i - 1].max) + 1 != found[i].min) return -1;
+    *ranges = found;
+    return n;
+}
+
+int64 reference_shard(Oid relid, int32 group, bool *placed_here) {
+    *placed_here = false;
+    if (!OidIsValid(shard_table) || !OidIsValid(shard_placement_table)) return 0;
+    const AttrNumber shardid = get_attnum(shard_table, "shardid");
+    int64 shard = 0;
+    int shards = 0;
+    each_row(shard_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), [&](HeapTuple tuple, TupleDesc desc) {
+        bool isnull;
+        const Datum id = heap_getattr(tuple, shardid, desc, &isnull);
+        if (!isnull) shard = DatumGetInt64(id);
+        shards++;
+    });
+    if (shards != 1) return 0;
+    const AttrNumber groupid = get_attnum(shard_placement_table, "groupid");
+    each_row(shard_placement_table, "shardid", F_INT8EQ, Int64GetDatum(shard), [&](HeapTuple tuple, TupleDesc desc) {
+        bool isnull;
+        const Datum g = heap_getattr(tuple, groupid, desc, &isnull);
+        if (!isnull && DatumGetInt32(g) == group) *placed_here = true;
+    });
+    return shard;
+}
+
+bool in_forwarded_check() {
+    return application_name != nullptr && strcmp(application_name, "sessrev_check_forwarding") == 0;
+}
+
+bool node_address(int32 group, char **host, int32 *port) {
     if (!OidIsValid(node_table)) node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
     if (!OidIsValid(node_table)) return false;
     const AttrNumber nodename = get_attnum(node_table, "nodename");
@@ -204,7 +333,7 @@ bool coordinator_address(char **host, int32 *port) {
     if (nodename == InvalidAttrNumber || nodeport == InvalidAttrNumber || isactive == InvalidAttrNumber ||
         noderole == InvalidAttrNumber)
         return false;
-    return any_group_zero_row([&](HeapTuple tuple, TupleDesc desc) {
+    return any_group_row(group, [&](HeapTuple tuple, TupleDesc desc) {
         bool null_name, null_port, null_active, null_role;
         const Datum name = heap_getattr(tuple, nodename, desc, &null_name);
         const Datum p = heap_getattr(tuple, nodeport, desc, &null_port);
@@ -237,7 +366,8 @@ bool in_citus_connection() {
 }
 
 bool is_metadata_table(Oid relid) {
-    return OidIsValid(relid) && (relid == local_group_table || relid == partition_table || relid == node_table);
+    return OidIsValid(relid) && (relid == local_group_table || relid == partition_table || relid == node_table ||
+                                 relid == shard_table || relid == shard_placement_table);
 }
 
 bool in_sessrev_script() {

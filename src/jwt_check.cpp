@@ -5,6 +5,7 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
+#include "shard_routing.hpp"
 #include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "jwt_lookup.hpp"
@@ -104,12 +105,27 @@ SESSREV_FUNCTION(is_jwt_revoked) {
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "issued_at is in the future (more than 60 seconds of clock skew)");
     if (sessrev::check_forwarding::applies())
-        PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(has_jti ? PG_GETARG_TEXT_PP(0) : nullptr,
+        PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(0, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr,
                                                                  has_user ? PG_GETARG_TEXT_PP(1) : nullptr,
                                                                  issued_at));
-
     // Decided once: the answer then rests on one view of the cache.
-    const bool usable = cache_usable();
+    bool usable = cache_usable();
+    // Distributed: the denylist and the global cut-off are reference tables,
+    // held by every node; a user's cut-off is in the user's shard. The
+    // filters are built per node, not per shard: not used there.
+    sessrev::lookup::at_shard(-1);
+    if (sessrev::lookup::distributed()) {
+        usable = false;
+        if (has_user) {
+            const sessrev::routing::Route route = sessrev::routing::of_user(PG_GETARG_DATUM(1));
+            if (route.goes == sessrev::routing::Goes::remote) {
+                sessrev::routing::refuse_remote_if_unsafe();
+                PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(
+                    route.group, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr, PG_GETARG_TEXT_PP(1), issued_at));
+            }
+            sessrev::lookup::at_shard(route.range);
+        }
+    }
     TimestampTz not_before;
     if (global_cutoff(usable, &not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
     if (has_user && user_cutoff(usable, PG_GETARG_DATUM(1), &not_before) && issued_at < not_before)

@@ -1,6 +1,7 @@
 #include "table_guard.hpp"
 
 #include "citus_placement.hpp"
+#include "shard_routing.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
@@ -58,6 +59,11 @@ void on_executor_start(QueryDesc *query, int eflags) {
             (void)lookup::layout();
         }
     }
+    // Distributed: a transaction that changes sessrev's tables through Citus
+    // must not then ask another node about them (shard_routing.hpp).
+    if (lookup::serving() && query->operation != CMD_SELECT && lookup::distributed() &&
+        names_sessrev_relation(query->plannedstmt->rtable))
+        routing::note_write();
     if (previous_hook)
         previous_hook(query, eflags);
     else

@@ -1,0 +1,109 @@
+#include "shard_routing.hpp"
+
+#include "citus_placement.hpp"
+#include "session_lookup.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_collation_d.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+}
+
+namespace sessrev::routing {
+namespace {
+
+// Whether this transaction changed sessrev's tables.
+bool wrote = false;
+
+void at_transaction_end(XactEvent event, void *) {
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+        wrote = false;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+Route at_range(const lookup::ShardMap &map, int range) {
+    if (range < 0) return Route{Goes::everywhere, -1, -1};
+    if (lookup::held_here(map, range)) return Route{Goes::local, range, map.ranges[range].group};
+    return Route{Goes::remote, range, map.ranges[range].group};
+}
+
+}  // namespace
+
+int32 user_hash(Datum user_id) {
+    return DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID, user_id));
+}
+
+Route of_token(const char *token, std::size_t length) {
+    if (!lookup::distributed()) return Route{Goes::here, -1, -1};
+    const lookup::Layout l = lookup::layout();
+    if (length <= 9 || token[8] != '.') return Route{Goes::everywhere, -1, -1};
+    uint32 hash = 0;
+    for (int i = 0; i < 8; i++) {
+        const int digit = hex_digit(token[i]);
+        if (digit < 0) return Route{Goes::everywhere, -1, -1};
+        hash = hash << 4 | static_cast<uint32>(digit);
+    }
+    return at_range(l.shards, lookup::range_of(l.shards, static_cast<int32>(hash)));
+}
+
+Route of_user(Datum user_id) {
+    if (!lookup::distributed()) return Route{Goes::here, -1, -1};
+    const lookup::Layout l = lookup::layout();
+    const int range = lookup::range_of(l.shards, user_hash(user_id));
+    if (range < 0) elog(ERROR, "sessrev: the shard map does not cover every hash value");
+    return at_range(l.shards, range);
+}
+
+int other_groups(int32 *groups, int max) {
+    const lookup::Layout l = lookup::layout();
+    int n = 0;
+    for (int i = 0; i < l.shards.n; i++) {
+        const int32 g = l.shards.ranges[i].group;
+        if (g == l.placement.group) continue;
+        bool seen = false;
+        for (int j = 0; j < n && !seen; j++) seen = groups[j] == g;
+        if (seen) continue;
+        if (n == max) elog(ERROR, "sessrev: more than %d nodes hold sessrev's shards", max);
+        groups[n++] = g;
+    }
+    return n;
+}
+
+void note_write() {
+    static bool registered = false;
+    if (!registered) {
+        RegisterXactCallback(at_transaction_end, nullptr);
+        registered = true;
+    }
+    wrote = true;
+}
+
+void refuse_remote_if_unsafe() {
+    if (placement::in_forwarded_check())
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("sessrev: the shard of this session is no longer on this node"),
+                        errdetail("The node that forwarded the check places it here; this node's metadata "
+                                  "places it elsewhere (a shard move in progress)."),
+                        errhint("Check again.")));
+    if (placement::in_citus_connection())
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("sessrev: a check sent here by Citus cannot ask the node holding the session"),
+                        errdetail("The statement belongs to a transaction begun on another node, whose own "
+                                  "changes another connection would not see."),
+                        errhint("Check in a statement of its own.")));
+    if (wrote)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("sessrev: this transaction changed sessrev's tables, and the session is held "
+                               "by another node"),
+                        errdetail("The other node would answer without this transaction's changes."),
+                        errhint("Check after the transaction commits.")));
+}
+
+}  // namespace sessrev::routing

@@ -1,0 +1,54 @@
+// Which node answers a check in the distributed layout (sessrev.distribute()).
+//
+// Sessions, pending revocations, retired tokens and JWT cut-offs are
+// distributed by user id, co-located: every row of a user is in the shard of
+// the user id's hash (as Citus hashes it). A token made once the tables are
+// distributed carries that hash in front ("<8 hex digits>.<random>"), so that
+// any node finds the shard of a token without reading anything; the node
+// holding the shard answers from its own cache. A token made before carries
+// none: each node holding shards is asked. A forged hash leads to a shard
+// where the token's hash is not: the token is answered revoked.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace sessrev::routing {
+
+enum class Goes : uint8 {
+    here,        // not the distributed layout: as on a single server
+    local,       // the shard of range is held here
+    remote,      // the node of group holds it
+    everywhere,  // no hint: every node holding shards
+};
+
+struct Route {
+    Goes goes;
+    int range;
+    int32 group;
+};
+
+// Where the session of token is.
+Route of_token(const char *token, std::size_t length);
+// Where the rows of user_id (text) are.
+Route of_user(Datum user_id);
+
+// The hash of user_id, as Citus hashes the distribution column.
+int32 user_hash(Datum user_id);
+
+// The groups other than this node's holding shards (at most max, distinct);
+// their count.
+int other_groups(int32 *groups, int max);
+
+// Refuses (55000) a check that would have to ask another node where the
+// answer would be wrong: in a statement Citus sent here from another node's
+// transaction, or in a transaction that changed sessrev's tables (another
+// connection would not see those changes), or one forwarded here (the
+// shard moved meanwhile).
+void refuse_remote_if_unsafe();
+
+// This transaction changed one of sessrev's tables (table_guard.hpp).
+void note_write();
+
+}  // namespace sessrev::routing
