@@ -1,5 +1,7 @@
 #include "citus_placement.hpp"
 
+#include "boundary.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -146,6 +148,15 @@ int32 parse_bound(const char *text, bool *ok) {
 
 object_access_hook_type previous_hook = nullptr;
 
+// sessrev.distribute() runs in this transaction (allow_shards).
+bool shards_allowed = false;
+
+void forget_allowance(XactEvent event, void *) {
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+        shards_allowed = false;
+}
+
 // The tables whose rows sessrev reads directly.
 constexpr const char *direct_tables[] = {"sessions",   "jwt_denylist",        "user_token_cutoffs",
                                          "global_token_cutoff", "pending_revocations", "retired_tokens"};
@@ -197,7 +208,8 @@ void refuse_shard(Oid relid) {
 void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg) {
     if (previous_hook) previous_hook(access, class_id, object_id, sub_id, arg);
     if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && class_id == RelationRelationId &&
-        sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script())
+        sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script() && !shards_allowed &&
+        !in_citus_connection())
         refuse_shard(object_id);
     // A backend that judged before Citus was installed knows none of Citus's
     // metadata tables, whose changes would otherwise tell it that this node
@@ -209,7 +221,12 @@ void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int 
 
 }  // namespace
 
+void allow_shards() { shards_allowed = true; }
+
+bool distributing() { return shards_allowed; }
+
 void register_hooks() {
+    RegisterXactCallback(forget_allowance, nullptr);
     previous_hook = object_access_hook;
     object_access_hook = on_object_access;
 }
@@ -408,3 +425,10 @@ void refuse(const Placement &p) {
 }
 
 }  // namespace sessrev::placement
+
+// allow_shards() RETURNS void: sessrev.distribute() makes Citus tables of
+// sessrev's tables in this transaction; granted to no one.
+SESSREV_FUNCTION(allow_shards) {
+    sessrev::placement::allow_shards();
+    PG_RETURN_VOID();
+}

@@ -98,4 +98,9 @@ inline bool serves(const Placement &p) { return p.where == Where::here || p.wher
 // check reads.
 void register_hooks();
 
+// Lets this transaction make shards of sessrev's tables (sessrev.distribute()).
+void allow_shards();
+// Whether sessrev.distribute() runs in this transaction.
+bool distributing();
+
 }  // namespace sessrev::placement

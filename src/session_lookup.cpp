@@ -236,7 +236,7 @@ Layout read_layout(bool missing_ok) {
     fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
     const Oid read_directly[] = {fresh.sessions, fresh.jwt_denylist, fresh.user_cutoffs,
                                  fresh.global_cutoff, fresh.pending, fresh.retired_tokens};
-    const char distributed_kinds[] = {'h', 'r', 'r', 'r', 'h', 'h'};
+    const char distributed_kinds[] = {'h', 'r', 'h', 'r', 'h', 'h'};
     static_assert(lengthof(distributed_kinds) == lengthof(read_directly));
     fresh.placement = placement::judge(read_directly, distributed_kinds, lengthof(read_directly));
     if (fresh.placement.where == placement::Where::distributed && !read_shards(&fresh, schema)) {
@@ -302,8 +302,10 @@ int range_of_shard(const ShardMap &map, Oid relid) {
 }
 
 bool distributed() {
-    return (OidIsValid(cached_layout.sessions) ? cached_layout : layout()).placement.where ==
-           placement::Where::distributed;
+    if (OidIsValid(cached_layout.sessions)) return cached_layout.placement.where == placement::Where::distributed;
+    Layout tables;
+    return find_tables(&tables) && tables.placement.where == placement::Where::distributed &&
+           layout().placement.where == placement::Where::distributed;
 }
 
 Layout layout() {

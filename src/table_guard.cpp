@@ -48,7 +48,7 @@ void on_executor_start(QueryDesc *query, int eflags) {
     // A backend that serves checks here (the coordinator, a single server)
     // pays one test; sessrev's own script runs on every node.
     if (!lookup::serving() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && !IsBinaryUpgrade &&
-        !placement::in_sessrev_script() &&
+        !placement::in_sessrev_script() && !placement::distributing() &&
         names_sessrev_relation(query->plannedstmt->rtable)) {
         // An extension restored piece by piece has tables missing: nothing
         // to judge yet (and nothing served from them).
