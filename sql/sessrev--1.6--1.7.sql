@@ -94,3 +94,27 @@ $$;
 COMMENT ON FUNCTION sessrev.distribute(integer) IS
     'Makes sessrev''s tables Citus tables: sessions and every row of a user distributed by user id, co-located; the JWT denylist and global cut-off reference tables. Run once, on the coordinator.';
 REVOKE ALL ON FUNCTION sessrev.distribute(integer) FROM PUBLIC;
+
+-- Citus refuses a non-IMMUTABLE function in DO UPDATE SET on a distributed
+-- table: the update takes the time from the row it would have inserted.
+CREATE OR REPLACE FUNCTION sessrev.record_user_token_cutoff(user_id text, cutoff timestamptz) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- A first cut-off of the user being inserted by an open transaction makes
+    -- the INSERT wait: past this, it is recorded apart instead.
+    SET lock_timeout = '10ms'
+    AS $$
+BEGIN
+    BEGIN
+        PERFORM FROM sessrev.user_token_cutoffs c
+         WHERE c.user_id = record_user_token_cutoff.user_id FOR UPDATE NOWAIT;
+        INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+        VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff)
+        ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+        DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before), updated_at = excluded.updated_at;
+    EXCEPTION WHEN lock_not_available THEN
+        INSERT INTO sessrev.pending_revocations (user_id, not_before)
+        VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff);
+    END;
+END
+$$;

@@ -38,7 +38,7 @@ WITH target AS (
 ), revoked AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
-           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
+           revoked_by = $6
       FROM target t
      WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id
@@ -61,7 +61,7 @@ WITH target AS (
 ), revoked AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
-           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
+           revoked_by = $6
       FROM target t
      WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id
@@ -73,7 +73,7 @@ WITH target AS (
                         WHERE p.session_id OPERATOR(pg_catalog.=) h.id)
 ), recorded AS (
     INSERT INTO sessrev.pending_revocations (session_id, reason, actor)
-    SELECT id, $4, COALESCE($5, SESSION_USER::pg_catalog.text) FROM held
+    SELECT id, $4, $6 FROM held
 ), audit AS (
     INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
     SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
@@ -119,12 +119,16 @@ int64 revoke(const Request &r) {
         snprintf(sql, sizeof sql, skip_held ? revoke_template : revoke_waiting_template, filter_of(r.scope));
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql)
         elog(ERROR, "sessrev: revocation query does not fit");
-    Oid types[5] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID};
-    Datum values[5] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor};
-    char nulls[5] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user ? ' ' : 'n',
+    // Who revoked: the caller's actor, else the session user; computed here,
+    // as Citus refuses a COALESCE over SESSION_USER in a distributed write.
+    const Datum revoked_by =
+        r.actor_null ? CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false)) : r.actor;
+    Oid types[6] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+    Datum values[6] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor, revoked_by};
+    char nulls[6] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user ? ' ' : 'n',
                      r.scope == Scope::user && !r.exclude_null ? ' ' : 'n',
-                     r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' '};
-    const int rc = SPI_execute_with_args(sql, 5, types, values, nulls, false, 0);
+                     r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ', ' '};
+    const int rc = SPI_execute_with_args(sql, 6, types, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: revocation failed: %s", SPI_result_code_string(rc));
     bool isnull;
