@@ -118,3 +118,287 @@ BEGIN
     END;
 END
 $$;
+
+CREATE FUNCTION sessrev.session_token(user_id text) RETURNS text
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'session_token';
+COMMENT ON FUNCTION sessrev.session_token(text) IS
+    'Internal: a new session token for user_id; in the distributed layout it starts with the user id''s hash (8 hex digits and a dot), so that any node finds its shard.';
+REVOKE ALL ON FUNCTION sessrev.session_token(text) FROM PUBLIC;
+
+-- Every statement below reads or writes one user's rows with the user id in
+-- its filter, and keeps functions that read a row out of its UPDATEs: so
+-- that Citus runs each one in the user's shard when the tables are
+-- distributed, as PostgreSQL runs it on a single server.
+CREATE OR REPLACE FUNCTION sessrev.create_session(
+    user_id     text,
+    ttl         interval DEFAULT NULL,
+    ip_address  inet     DEFAULT NULL,
+    user_agent  text     DEFAULT NULL,
+    device_info text     DEFAULT NULL,
+    metadata    jsonb    DEFAULT '{}'
+)
+RETURNS TABLE (session_id uuid, token text, expires_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    -- A fresh token on every call, made once user_id is known good.
+    v_token   text;
+    v_ttl     interval := coalesce(create_session.ttl,
+                                   current_setting('sessrev.session_ttl')::interval);
+    v_max_ttl interval := current_setting('sessrev.max_ttl')::interval;
+    v_limit   integer := current_setting('sessrev.max_sessions_per_user')::integer;
+    v_device  text;
+    v_id      uuid;
+    v_expires timestamptz;
+BEGIN
+    IF create_session.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF create_session.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_id) > 256 THEN
+        RAISE EXCEPTION 'user_id is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    -- Compared as intervals first: now() + a huge ttl would overflow (22008).
+    IF v_ttl <= interval '0' THEN
+        RAISE EXCEPTION 'ttl must be positive, got %', v_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_ttl > v_max_ttl OR now() + v_ttl > now() + v_max_ttl THEN
+        RAISE EXCEPTION 'ttl % is longer than sessrev.max_ttl (%)', v_ttl, v_max_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF now() + v_ttl <= now() THEN
+        RAISE EXCEPTION 'ttl must be positive, got %', v_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.user_agent) > 1024 THEN
+        RAISE EXCEPTION 'user_agent is longer than 1024 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF octet_length(create_session.device_info) > 256 THEN
+        RAISE EXCEPTION 'device_info is longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF create_session.metadata IS NOT NULL AND jsonb_typeof(create_session.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, got %', jsonb_typeof(create_session.metadata)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(create_session.metadata::text) > 8192 THEN
+        RAISE EXCEPTION 'metadata is larger than 8192 bytes'
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+
+    IF v_limit > 0 THEN
+        -- Concurrent logins of one user count against the limit one at a time,
+        -- under a lock that no role can hold to stop them (unlike 1.0's
+        -- advisory lock).
+        PERFORM sessrev.lock_user_sessions(create_session.user_id);
+    END IF;
+    -- Distributed, it carries the shard of the user (sessrev.session_token).
+    v_token := sessrev.session_token(create_session.user_id);
+    v_device := coalesce(create_session.device_info,
+                         sessrev.device_from_user_agent(create_session.user_agent));
+    INSERT INTO sessrev.sessions AS s
+           (user_id, token_hash, device_info, ip_address, user_agent, metadata, expires_at)
+    VALUES (create_session.user_id, sessrev.hash_token(v_token), v_device,
+            create_session.ip_address, create_session.user_agent,
+            coalesce(create_session.metadata, '{}'), now() + v_ttl)
+    RETURNING s.id, s.expires_at INTO v_id, v_expires;
+
+    INSERT INTO sessrev.session_audit_log
+           (session_id, user_id, action, actor, ip_address, user_agent, details)
+    VALUES (v_id, create_session.user_id, 'SESSION_CREATED', create_session.user_id,
+            create_session.ip_address, create_session.user_agent,
+            jsonb_build_object('device_info', v_device, 'expires_at', v_expires));
+
+    IF v_limit > 0 THEN
+        -- Revoked one by one in id order, the lock order of every revocation.
+        PERFORM sessrev.revoke_session(e.id, 'Session limit', 'sessrev')
+           FROM (SELECT s.id FROM sessrev.sessions s
+                  WHERE s.user_id = create_session.user_id
+                    AND sessrev.session_is_live(s.revoked, s.expires_at, s.last_active_at)
+                    AND NOT sessrev.session_revoked_apart(s.id, s.created_at)
+                  ORDER BY s.id = v_id DESC, s.last_active_at DESC, s.created_at DESC
+                 OFFSET v_limit) e
+          ORDER BY e.id;
+    END IF;
+
+    -- The first request after login is a cache hit (filled at COMMIT).
+    PERFORM sessrev.warm_session_cache(v_token);
+    RETURN QUERY SELECT v_id, v_token, v_expires;
+END
+$$;
+CREATE OR REPLACE FUNCTION sessrev.user_sessions(user_id text)
+RETURNS SETOF sessrev.active_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no parameters of SQL functions.
+    RETURN QUERY
+    SELECT * FROM sessrev.active_sessions a
+     WHERE a.user_id = user_sessions.user_id
+     ORDER BY a.last_active_at DESC, a.created_at DESC;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.extend_session(session_id uuid, by interval) RETURNS timestamptz
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_max     interval := current_setting('sessrev.max_ttl')::interval;
+    v_expires timestamptz;
+    v_user    text;
+    v_row     record;
+BEGIN
+    IF extend_session.session_id IS NULL OR extend_session.by IS NULL THEN
+        RAISE EXCEPTION 'session_id and by must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF extend_session.by <= interval '0' THEN
+        RAISE EXCEPTION 'by must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF sessrev.is_revoked(extend_session.session_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT s.user_id INTO v_user FROM sessrev.sessions s WHERE s.id = extend_session.session_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT s.revoked, s.expires_at, s.last_active_at, s.created_at INTO v_row
+      FROM sessrev.sessions s
+     WHERE s.id = extend_session.session_id AND s.user_id = v_user
+       FOR UPDATE;
+    IF NOT FOUND OR NOT sessrev.session_is_live(v_row.revoked, v_row.expires_at, v_row.last_active_at) THEN
+        RETURN NULL;
+    END IF;
+    v_expires := least(v_row.expires_at + least(extend_session.by, v_max), v_row.created_at + v_max);
+    UPDATE sessrev.sessions s SET expires_at = v_expires
+     WHERE s.id = extend_session.session_id AND s.user_id = v_user;
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+    VALUES (extend_session.session_id, v_user, 'SESSION_EXTENDED', sessrev.current_user_id(),
+            jsonb_build_object('by', extend_session.by, 'expires_at', v_expires));
+    RETURN v_expires;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.rotate_session_token(old_token text)
+RETURNS TABLE (new_token text, expires_at timestamptz)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_old     bytea := sessrev.hash_token(rotate_session_token.old_token);
+    v_limit   integer := current_setting('sessrev.max_rotations_per_minute')::integer;
+    v_keep    integer := current_setting('sessrev.max_retired_tokens')::integer;
+    v_new     text;
+    v_id      uuid;
+    v_user    text;
+    v_row     record;
+BEGIN
+    -- Counted before the row is locked, a refused rotation holds nothing; by
+    -- the audit rows, which max_retired_tokens does not prune.
+    SELECT s.id, s.user_id INTO v_id, v_user FROM sessrev.sessions s WHERE s.token_hash = v_old;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF (SELECT count(*) FROM sessrev.session_audit_log a
+         WHERE a.user_id = v_user AND a.created_at > now() - interval '1 minute'
+           AND a.session_id = v_id AND a.action = 'TOKEN_ROTATED') >= v_limit THEN
+        RAISE EXCEPTION 'session rotated its token % times in the last minute', v_limit
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'sessrev.max_rotations_per_minute bounds rotations of one session.';
+    END IF;
+    -- The row is locked and judged where it is (its shard, when distributed).
+    SELECT s.revoked, s.expires_at, s.last_active_at,
+           sessrev.session_revoked_apart(s.id, s.created_at) AS apart INTO v_row
+      FROM sessrev.sessions s
+     WHERE s.id = v_id AND s.user_id = v_user AND s.token_hash = v_old
+       FOR UPDATE;
+    IF NOT FOUND OR v_row.apart
+       OR NOT sessrev.session_is_live(v_row.revoked, v_row.expires_at, v_row.last_active_at) THEN
+        RETURN;
+    END IF;
+    v_new := sessrev.session_token(v_user);
+    UPDATE sessrev.sessions s SET token_hash = sessrev.hash_token(v_new), last_active_at = now()
+     WHERE s.id = v_id AND s.user_id = v_user;
+    INSERT INTO sessrev.retired_tokens (token_hash, session_id, expires_at, user_id)
+    VALUES (v_old, v_id, v_row.expires_at, v_user);
+    -- The oldest retired tokens past the bound are forgotten: presented
+    -- again, such a token is unknown, which no longer validates either.
+    DELETE FROM sessrev.retired_tokens r
+     WHERE r.session_id = v_id AND r.user_id = v_user
+       AND r.token_hash IN (SELECT o.token_hash FROM sessrev.retired_tokens o
+                             WHERE o.session_id = v_id AND o.user_id = v_user
+                             ORDER BY o.retired_at DESC, o.token_hash OFFSET v_keep);
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor)
+    VALUES (v_id, v_user, 'TOKEN_ROTATED', v_user);
+    PERFORM sessrev.remember_current_session(v_id, v_user);
+    PERFORM sessrev.warm_session_cache(v_new);
+    RETURN QUERY SELECT v_new, v_row.expires_at;
+END
+$$;
+
+-- Folds pending revocations into the rows, where no one holds them; run by
+-- the worker, and by cleanup_expired_sessions. One session or user at a
+-- time, each statement within that user's rows.
+CREATE OR REPLACE FUNCTION sessrev.apply_pending_revocations() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET lock_timeout = '10ms'
+    AS $$
+DECLARE
+    v_done  integer := 0;
+    v_user  text;
+    v_actor text;
+    r       record;
+BEGIN
+    FOR r IN SELECT DISTINCT ON (p.session_id) p.session_id, p.user_id, p.reason, p.actor
+               FROM sessrev.pending_revocations p
+              WHERE p.session_id IS NOT NULL ORDER BY p.session_id, p.id LOOP
+        v_user := NULL;
+        SELECT s.user_id INTO v_user FROM sessrev.sessions s WHERE s.id = r.session_id;
+        IF FOUND THEN
+            PERFORM FROM sessrev.sessions s
+             WHERE s.id = r.session_id AND s.user_id = v_user AND NOT s.revoked
+               FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                v_actor := coalesce(r.actor, 'sessrev');
+                UPDATE sessrev.sessions s
+                   SET revoked = true, revoked_at = now(), revoked_reason = r.reason, revoked_by = v_actor
+                 WHERE s.id = r.session_id AND s.user_id = v_user AND NOT s.revoked;
+                v_done := v_done + 1;
+            END IF;
+        END IF;
+        -- Done where the row now says revoked, or is gone.
+        IF NOT EXISTS (SELECT FROM sessrev.sessions s
+                        WHERE s.id = r.session_id AND s.user_id = v_user AND NOT s.revoked) THEN
+            DELETE FROM sessrev.pending_revocations p
+             WHERE p.session_id = r.session_id AND p.user_id IS NOT DISTINCT FROM r.user_id;
+        END IF;
+    END LOOP;
+    FOR r IN SELECT p.id, p.user_id, p.not_before FROM sessrev.pending_revocations p
+              WHERE p.session_id IS NULL AND p.not_before IS NOT NULL ORDER BY p.id LOOP
+        BEGIN
+            PERFORM FROM sessrev.user_token_cutoffs c WHERE c.user_id = r.user_id FOR UPDATE NOWAIT;
+            INSERT INTO sessrev.user_token_cutoffs AS c (user_id, not_before)
+            VALUES (r.user_id, r.not_before)
+            ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
+            DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before),
+                          updated_at = excluded.updated_at;
+            DELETE FROM sessrev.pending_revocations p WHERE p.id = r.id AND p.user_id = r.user_id;
+            v_done := v_done + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;  -- still held: a later run folds it
+        END;
+    END LOOP;
+    RETURN v_done;
+END
+$$;

@@ -1,5 +1,7 @@
 #include "shard_routing.hpp"
 
+#include "boundary.hpp"
+
 #include "citus_placement.hpp"
 #include "session_lookup.hpp"
 
@@ -8,7 +10,11 @@ extern "C" {
 #include "catalog/pg_collation_d.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+
+PGDLLEXPORT Datum generate_token(PG_FUNCTION_ARGS);
 }
+
+#include <cstdio>
 
 namespace sessrev::routing {
 namespace {
@@ -107,3 +113,22 @@ void refuse_remote_if_unsafe() {
 }
 
 }  // namespace sessrev::routing
+
+// session_token(user_id text) RETURNS text: a new session's token. In the
+// distributed layout it starts with the user id's hash (8 hex digits and a
+// dot), so that any node finds the session's shard; elsewhere it is
+// generate_token(32). Either way 32 random bytes are the secret.
+SESSREV_FUNCTION(session_token) {
+    if (PG_ARGISNULL(0)) PG_RETURN_NULL();
+    const Datum random = DirectFunctionCall1(generate_token, Int32GetDatum(32));
+    if (!sessrev::lookup::distributed()) PG_RETURN_DATUM(random);
+    const uint32 hash = static_cast<uint32>(sessrev::routing::user_hash(PG_GETARG_DATUM(0)));
+    const text *secret = DatumGetTextPP(random);
+    char hint[10];
+    snprintf(hint, sizeof hint, "%08x.", hash);
+    text *token = static_cast<text *>(palloc(VARHDRSZ + 9 + VARSIZE_ANY_EXHDR(secret)));
+    SET_VARSIZE(token, VARHDRSZ + 9 + VARSIZE_ANY_EXHDR(secret));
+    memcpy(VARDATA(token), hint, 9);
+    memcpy(VARDATA(token) + 9, VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret));
+    PG_RETURN_TEXT_P(token);
+}
