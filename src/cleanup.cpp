@@ -10,7 +10,9 @@ extern "C" {
 #include "storage/lock.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 }
@@ -60,6 +62,20 @@ WITH victims AS (
     RETURNING t.%2$s
 )
 SELECT pg_catalog.count(*), pg_catalog.max(%2$s) FROM gone
+)SQL";
+
+// Through Citus, by key: a reference table's rows are deleted on every node
+// by Citus, which plans neither ctids nor row locks there. A row locked by
+// another transaction is waited for (only the backend and administrator
+// profiles write the JWT denylist).
+constexpr const char *keys_template = R"SQL(
+SELECT pg_catalog.array_agg(%4$s), pg_catalog.max(%2$s) FROM (
+    SELECT %4$s, %2$s FROM sessrev.%1$s
+     WHERE %3$s AND %2$s OPERATOR(pg_catalog.<) $1 AND %2$s OPERATOR(pg_catalog.>=) $2
+     ORDER BY %2$s LIMIT $3) v
+)SQL";
+constexpr const char *delete_keys_template = R"SQL(
+DELETE FROM sessrev.%1$s t WHERE t.%3$s OPERATOR(pg_catalog.=) ANY ($1) AND t.%2$s OPERATOR(pg_catalog.<) $2
 )SQL";
 
 constexpr const char *audit_query = R"SQL(
@@ -113,19 +129,61 @@ Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention) {
     return c;
 }
 
-Walk::Walk(Target target, TimestampTz cutoff)
-    : cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
+Walk::Walk(const Step &step, TimestampTz cutoff)
+    : by_key_(step.by_key), shard_(step.shard[0] != '\0'), cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
     done_ = cutoff == DT_NOBEGIN;
-    const Source src = source_of(target);
-    const int length = snprintf(sql_, sizeof sql_, batch_template, src.table, src.time_column,
-                                src.also);
-    if (length < 0 || static_cast<size_t>(length) >= sizeof sql_)
-        elog(ERROR, "sessrev: cleanup query does not fit");
+    const Source src = source_of(step.target);
+    const char *table = shard_ ? step.shard : src.table;
+    // The JWT denylist's key; by key is used for it alone.
+    const char *key = "jti";
+    const int length = by_key_ ? snprintf(sql_, sizeof sql_, keys_template, table, src.time_column, src.also, key)
+                               : snprintf(sql_, sizeof sql_, batch_template, table, src.time_column, src.also);
+    if (length < 0 || static_cast<size_t>(length) >= sizeof sql_) elog(ERROR, "sessrev: cleanup query does not fit");
+    if (by_key_) {
+        const int n = snprintf(delete_sql_, sizeof delete_sql_, delete_keys_template, table, src.time_column, key);
+        if (n < 0 || static_cast<size_t>(n) >= sizeof delete_sql_) elog(ERROR, "sessrev: cleanup query does not fit");
+    }
 }
+
+int steps(Step *out, int max) {
+    int n = 0;
+    auto add = [&](Target target, const char *shard, bool by_key) {
+        if (n == max) elog(ERROR, "sessrev: more than %d cleanup walks on this node", max);
+        out[n].target = target;
+        strlcpy(out[n].shard, shard, sizeof out[n].shard);
+        out[n].by_key = by_key;
+        n++;
+    };
+    if (!lookup::distributed()) {
+        for (Target t : targets) add(t, "", false);
+        return n;
+    }
+    const lookup::Layout l = lookup::layout();
+    for (int i = 0; i < l.shards.n; i++) {
+        if (!lookup::held_here(l.shards, i)) continue;
+        const char *sessions = get_rel_name(l.shards.local[i].sessions);
+        const char *retired = get_rel_name(l.shards.local[i].retired_tokens);
+        if (sessions == nullptr || retired == nullptr) continue;  // dropped meanwhile
+        add(Target::expired_sessions, sessions, false);
+        add(Target::revoked_sessions, sessions, false);
+        add(Target::retired_tokens, retired, false);
+    }
+    if (l.placement.group == 0) {
+        add(Target::expired_jwts, "", true);
+        add(Target::old_audit_rows, "", false);
+    }
+    return n;
+}
+
+bool folds_pending() { return !lookup::distributed() || lookup::layout().placement.group == 0; }
 
 int64 Walk::next_batch() {
     if (done_) return 0;
     CHECK_FOR_INTERRUPTS();
+    // A shard held here is cleaned here, as Citus lets its own connections.
+    if (shard_ && SPI_execute("SELECT pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', true)",
+                              false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "sessrev: could not allow the cleanup of this node's shards");
     Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
     Datum values[3] = {TimestampTzGetDatum(cutoff_), resume_,
                        Int32GetDatum(settings::cleanup_batch_size)};
@@ -133,10 +191,27 @@ int64 Walk::next_batch() {
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
     bool isnull;
-    int64 deleted =
-        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    Datum resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-    if (deleted < settings::cleanup_batch_size || isnull)
+    int64 deleted = 0;
+    Datum resume;
+    if (by_key_) {
+        bool no_keys;
+        const Datum keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_keys);
+        resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        if (!no_keys) {
+            const int found = ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(keys)), ARR_DIMS(DatumGetArrayTypeP(keys)));
+            Oid delete_types[2] = {TEXTARRAYOID, TIMESTAMPTZOID};
+            Datum delete_values[2] = {keys, TimestampTzGetDatum(cutoff_)};
+            rc = SPI_execute_with_args(delete_sql_, 2, delete_types, delete_values, nullptr, false, 0);
+            if (rc != SPI_OK_DELETE) elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
+            deleted = static_cast<int64>(SPI_processed);
+            // Fewer found than a batch: the walk is over.
+            if (found < settings::cleanup_batch_size) isnull = true;
+        }
+    } else {
+        deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    }
+    if ((!by_key_ && deleted < settings::cleanup_batch_size) || isnull)
         done_ = true;
     else
         resume_ = resume;  // a timestamptz is passed by value: safe across transactions
@@ -176,7 +251,7 @@ void write_audit(const Counts &counts, const char *actor) {
 }
 
 void apply_pending() {
-    if (!OidIsValid(lookup::layout().pending)) return;
+    if (!lookup::distributed() && !OidIsValid(lookup::layout().pending)) return;
     if (SPI_execute("SELECT sessrev.apply_pending_revocations()", false, 0) != SPI_OK_SELECT)
         elog(ERROR, "sessrev: could not apply pending revocations");
 }

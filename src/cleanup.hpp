@@ -40,16 +40,41 @@ struct Cutoffs {
 
 Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention);
 
+// One walk: a target, in sessrev's table of that target or, in the
+// distributed layout, in a shard of it held here (shard: its relation name),
+// or through Citus by key (a reference table, whose rows Citus deletes on
+// every node).
+struct Step {
+    Target target;
+    char shard[NAMEDATALEN];  // "" for the table itself
+    bool by_key;
+};
+
+// The walks of this node's cleanup, in order: every target on a single
+// server; in the distributed layout (sessrev.distribute()) the shards held
+// here, and on the coordinator the JWT denylist and the audit log. Their
+// count (at most max).
+int steps(Step *out, int max);
+inline constexpr int max_steps = 512;
+
+// Whether pending revocations are folded in by this node's cleanup: on a
+// single server, and on the coordinator of the distributed layout (through
+// Citus, for every node).
+bool folds_pending();
+
 // A walk through one target's index in key order; next_batch deletes up to
 // cleanup_batch_size rows and returns how many. SPI must be connected.
 class Walk {
 public:
-    Walk(Target target, TimestampTz cutoff);
+    Walk(const Step &step, TimestampTz cutoff);
     int64 next_batch();
     bool done() const { return done_; }
 
 private:
     char sql_[1024];
+    char delete_sql_[512];  // by_key: the DELETE of the keys the SELECT found
+    bool by_key_ = false;
+    bool shard_ = false;
     TimestampTz cutoff_;
     Datum resume_;
     bool done_ = false;
