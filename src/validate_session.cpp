@@ -163,6 +163,9 @@ enum class Touched { queued, written, skipped, gone };
 Touched touch(const pg_uuid_t &session_id, TimestampTz threshold) {
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
     if (sessrev::touch_queue::push({session_id, now, threshold})) return Touched::queued;
+    // Distributed, a touch is written by this node's worker into the shard
+    // held here (touch_writer.hpp); without a worker it is skipped.
+    if (lookup::distributed()) return Touched::skipped;
     // No worker serves this database (or its queue is full): touch here,
     // without waiting for anyone (sessrev.touch_session).
     const Oid types[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
