@@ -144,8 +144,9 @@ RETURNS TABLE (session_id uuid, token text, expires_at timestamptz)
     AS $$
 #variable_conflict use_column
 DECLARE
-    -- A fresh token on every call, made once user_id is known good.
-    v_token   text;
+    -- A fresh token on every call (NULL for a NULL user_id, refused below);
+    -- distributed, it carries the shard of the user (sessrev.session_token).
+    v_token   text := sessrev.session_token(create_session.user_id);
     v_ttl     interval := coalesce(create_session.ttl,
                                    current_setting('sessrev.session_ttl')::interval);
     v_max_ttl interval := current_setting('sessrev.max_ttl')::interval;
@@ -200,8 +201,6 @@ BEGIN
         -- advisory lock).
         PERFORM sessrev.lock_user_sessions(create_session.user_id);
     END IF;
-    -- Distributed, it carries the shard of the user (sessrev.session_token).
-    v_token := sessrev.session_token(create_session.user_id);
     v_device := coalesce(create_session.device_info,
                          sessrev.device_from_user_agent(create_session.user_agent));
     INSERT INTO sessrev.sessions AS s
