@@ -22,6 +22,9 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
+#include "catalog/pg_type_d.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -207,6 +210,9 @@ void refuse_shard(Oid relid) {
 // no worker holding metadata) by renaming the table itself.
 void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg) {
     if (previous_hook) previous_hook(access, class_id, object_id, sub_id, arg);
+    // Citus's own connections make the shards of the tables distribute()
+    // made (moves, new nodes): a conversion is refused where it is called
+    // (refuse_conversions).
     if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && class_id == RelationRelationId &&
         sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script() && !shards_allowed &&
         !in_citus_connection())
@@ -222,6 +228,65 @@ void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int 
 }  // namespace
 
 void allow_shards() { shards_allowed = true; }
+
+namespace {
+
+// Whether funcid is one of Citus's functions that make a table a Citus table
+// (the last answer kept: a check repeats the same function).
+bool converts(Oid funcid) {
+    static Oid last = InvalidOid;
+    static bool last_converts = false;
+    if (funcid == last) return last_converts;
+    static constexpr const char *names[] = {"create_distributed_table", "create_distributed_table_concurrently",
+                                            "create_reference_table", "citus_add_local_table_to_metadata",
+                                            "alter_distributed_table"};
+    bool found = false;
+    if (get_func_namespace(funcid) == PG_CATALOG_NAMESPACE) {
+        const char *name = get_func_name(funcid);
+        for (const char *n : names) found = found || (name != nullptr && strcmp(name, n) == 0);
+    }
+    last = funcid;
+    last_converts = found;
+    return found;
+}
+
+// The sessrev table a conversion's first argument names, or nullptr.
+const char *converted_table(const FuncExpr *call) {
+    if (call->args == NIL || !IsA(linitial(call->args), Const)) return nullptr;
+    const Const *arg = static_cast<const Const *>(linitial(call->args));
+    if (arg->constisnull || arg->consttype != REGCLASSOID) return nullptr;
+    const Oid relid = DatumGetObjectId(arg->constvalue);
+    const Oid schema = get_namespace_oid("sessrev", true);
+    if (!OidIsValid(schema) || get_rel_namespace(relid) != schema) return nullptr;
+    const char *relname = get_rel_name(relid);
+    for (const char *table : direct_tables)
+        if (relname != nullptr && strcmp(relname, table) == 0) return table;
+    return nullptr;
+}
+
+bool find_conversion(Node *node, void *) {
+    if (node == nullptr) return false;
+    if (IsA(node, FuncExpr)) {
+        const FuncExpr *call = reinterpret_cast<const FuncExpr *>(node);
+        const char *table;
+        if (converts(call->funcid) && (table = converted_table(call)) != nullptr)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("sessrev.%s cannot become a Citus table", table),
+                     errdetail("sessrev reads its tables directly: only sessrev.distribute() makes Citus tables "
+                               "of them, all together, as its lookups read them."),
+                     errhint("Run SELECT sessrev.distribute(); on the coordinator (see docs/SCALING.md).")));
+    }
+    return expression_tree_walker(node, (bool (*)())(void *)find_conversion, nullptr);
+}
+
+}  // namespace
+
+void refuse_conversions(const PlannedStmt *statement) {
+    // The top target list: where SELECT create_reference_table(...) calls it.
+    if (shards_allowed || statement->commandType != CMD_SELECT || statement->planTree == nullptr) return;
+    find_conversion(reinterpret_cast<Node *>(statement->planTree->targetlist), nullptr);
+}
 
 bool distributing() { return shards_allowed; }
 
@@ -334,6 +399,13 @@ int64 reference_shard(Oid relid, int32 group, bool *placed_here) {
         if (!isnull && DatumGetInt32(g) == group) *placed_here = true;
     });
     return shard;
+}
+
+bool names_a_shard(Oid relid) {
+    const Oid schema = get_namespace_oid("sessrev", true);
+    if (!OidIsValid(schema) || get_rel_namespace(relid) != schema) return false;
+    const char *relname = get_rel_name(relid);
+    return relname != nullptr && shard_of(relname) != nullptr;
 }
 
 bool in_forwarded_check() {

@@ -16,6 +16,8 @@
 
 extern "C" {
 #include "postgres.h"
+
+#include "nodes/plannodes.h"
 }
 
 namespace sessrev::placement {
@@ -74,6 +76,10 @@ int shard_ranges(Oid relid, ShardRange **ranges);
 // placement of it; 0 when relid is not a reference table.
 int64 reference_shard(Oid relid, int32 group, bool *placed_here);
 
+// Whether relid is named as a shard of one of sessrev's tables would be
+// (<table>_<shard id>, in schema sessrev).
+bool names_a_shard(Oid relid);
+
 // Whether this backend answers a check that another node forwarded to it
 // (check_forwarding.hpp): it answers for its own shards, and forwards nothing.
 bool in_forwarded_check();
@@ -97,6 +103,13 @@ inline bool serves(const Placement &p) { return p.where == Where::here || p.wher
 // sessrev loaded and holds a placement, instead of leaving rows where no
 // check reads.
 void register_hooks();
+
+// Refuses (0A000) a statement that calls one of Citus's functions making a
+// table a Citus table (create_distributed_table, create_reference_table, ...)
+// on one of sessrev's tables, except in sessrev.distribute(): Citus makes
+// the shards through its own connections, where the shard-creation hook
+// lets it (a shard move, a new node).
+void refuse_conversions(const PlannedStmt *statement);
 
 // Lets this transaction make shards of sessrev's tables (sessrev.distribute()).
 void allow_shards();

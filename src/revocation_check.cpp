@@ -127,7 +127,7 @@ SESSREV_FUNCTION(is_revoked_session) {
     if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(0, id));
     // A session id carries no shard: in the distributed layout every node
     // holding shards is asked.
-    if (sessrev::lookup::distributed())
+    if (sessrev::routing::everywhere().goes == sessrev::routing::Goes::everywhere)
         PG_RETURN_BOOL(revoked_everywhere([&] { return session_revoked_here(id); },
                                           [&](int32 group) { return sessrev::check_forwarding::is_revoked(group, id); }));
     PG_RETURN_BOOL(session_revoked_here(id));

@@ -10,6 +10,7 @@ extern "C" {
 #include "catalog/pg_collation_d.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 
 PGDLLEXPORT Datum generate_token(PG_FUNCTION_ARGS);
 }
@@ -46,8 +47,32 @@ int32 user_hash(Datum user_id) {
     return DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID, user_id));
 }
 
+namespace {
+
+// Distributed: a check routes by the shard map as it is now. A shard move
+// commits its new placement on every node before the moved shard takes
+// writes again: reading the invalidations first (one shared counter when
+// there are none), no check reads a shard that has moved away. And a check
+// in a statement Citus sent here from another node's transaction is refused,
+// as in the coordinator layout: that transaction's changes on this node may
+// be in another of its connections.
+bool distributed_now() {
+    if (!lookup::distributed()) return false;
+    AcceptInvalidationMessages();
+    if (placement::in_citus_connection())
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("sessrev: a check in a statement that Citus sent here from another node is refused"),
+                        errdetail("The statement belongs to a transaction begun on another node, whose own "
+                                  "changes to sessrev's shards this connection may not see."),
+                        errhint("Check in a statement of its own.")));
+    return lookup::distributed();
+}
+
+}  // namespace
+
 Route of_token(const char *token, std::size_t length) {
-    if (!lookup::distributed()) return Route{Goes::here, -1, -1};
+    lookup::at_shard(-1);
+    if (!distributed_now()) return Route{Goes::here, -1, -1};
     const lookup::Layout l = lookup::layout();
     if (length <= 9 || token[8] != '.') return Route{Goes::everywhere, -1, -1};
     uint32 hash = 0;
@@ -60,7 +85,8 @@ Route of_token(const char *token, std::size_t length) {
 }
 
 Route of_user(Datum user_id) {
-    if (!lookup::distributed()) return Route{Goes::here, -1, -1};
+    lookup::at_shard(-1);
+    if (!distributed_now()) return Route{Goes::here, -1, -1};
     const lookup::Layout l = lookup::layout();
     const int range = lookup::range_of(l.shards, user_hash(user_id));
     if (range < 0) elog(ERROR, "sessrev: the shard map does not cover every hash value");
@@ -91,6 +117,12 @@ void note_write() {
     wrote = true;
 }
 
+Route everywhere() {
+    lookup::at_shard(-1);
+    if (!distributed_now()) return Route{Goes::here, -1, -1};
+    return Route{Goes::everywhere, -1, -1};
+}
+
 void refuse_remote_if_unsafe() {
     if (placement::in_forwarded_check())
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -98,12 +130,6 @@ void refuse_remote_if_unsafe() {
                         errdetail("The node that forwarded the check places it here; this node's metadata "
                                   "places it elsewhere (a shard move in progress)."),
                         errhint("Check again.")));
-    if (placement::in_citus_connection())
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("sessrev: a check sent here by Citus cannot ask the node holding the session"),
-                        errdetail("The statement belongs to a transaction begun on another node, whose own "
-                                  "changes another connection would not see."),
-                        errhint("Check in a statement of its own.")));
     if (wrote)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("sessrev: this transaction changed sessrev's tables, and the session is held "

@@ -34,6 +34,9 @@ Route of_token(const char *token, std::size_t length);
 // Where the rows of user_id (text) are.
 Route of_user(Datum user_id);
 
+// A check without a shard to go to (a session id): every node holding shards.
+Route everywhere();
+
 // The hash of user_id, as Citus hashes the distribution column.
 int32 user_hash(Datum user_id);
 
@@ -42,10 +45,10 @@ int32 user_hash(Datum user_id);
 int other_groups(int32 *groups, int max);
 
 // Refuses (55000) a check that would have to ask another node where the
-// answer would be wrong: in a statement Citus sent here from another node's
-// transaction, or in a transaction that changed sessrev's tables (another
-// connection would not see those changes), or one forwarded here (the
-// shard moved meanwhile).
+// answer would be wrong: in a transaction that changed sessrev's tables
+// (another connection would not see those changes), or one forwarded here
+// (the shard moved meanwhile). A check in a statement Citus sent here from
+// another node's transaction is refused by the routing itself.
 void refuse_remote_if_unsafe();
 
 // This transaction changed one of sessrev's tables (table_guard.hpp).

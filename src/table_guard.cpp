@@ -59,6 +59,7 @@ void on_executor_start(QueryDesc *query, int eflags) {
             (void)lookup::layout();
         }
     }
+    placement::refuse_conversions(query->plannedstmt);
     // Distributed: a transaction that changes sessrev's tables through Citus
     // must not then ask another node about them (shard_routing.hpp).
     if (lookup::serving() && query->operation != CMD_SELECT && lookup::distributed() &&
