@@ -487,13 +487,15 @@ void refuse(const Placement &p) {
                  errhint("On the coordinator, run SELECT citus_set_coordinator_host('<its host>', <its port>); "
                          "on a worker, call sessrev's functions on the coordinator instead.")));
     const char *relname = get_rel_name(p.table);
-    const char *kind = p.kind == 'h' ? "distributed" : p.kind == 'n' ? "reference or local" : "Citus";
+    const char *kind = p.kind == 'h' ? "distributed" : p.kind == 'r' ? "reference" : p.kind == 'n' ? "local" : "Citus";
     ereport(ERROR,
             (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
              errmsg("sessrev.%s is a Citus %s table", relname ? relname : "?", kind),
              errdetail("sessrev reads its tables directly; the rows of a Citus table are in its shards, "
-                       "so no check is answered until the table is local to the coordinator again."),
-             errhint("sessrev's tables must stay local to the coordinator (see docs/SCALING.md).")));
+                       "so no check is answered while its tables are Citus tables other than as "
+                       "sessrev.distribute() makes them."),
+             errhint("sessrev's tables stay local to the coordinator, or sessrev.distribute() makes Citus tables "
+                     "of all of them (see docs/SCALING.md).")));
 }
 
 }  // namespace sessrev::placement

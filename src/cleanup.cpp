@@ -242,6 +242,9 @@ void unlock_session_level() {
 }
 
 void write_audit(const Counts &counts, const char *actor) {
+    // Distributed: the audit log is the coordinator's; another node's
+    // cleanup says what it did in worker_status() and its return value.
+    if (lookup::distributed() && lookup::layout().placement.group != 0) return;
     Oid types[6] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
     Datum values[6] = {Int64GetDatum(counts.expired), Int64GetDatum(counts.revoked),
                        Int64GetDatum(counts.jwts),    Int64GetDatum(counts.audit),

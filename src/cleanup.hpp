@@ -88,7 +88,8 @@ private:
 bool try_lock(bool session_level);
 void unlock_session_level();
 
-// Writes the CLEANUP audit row. SPI must be connected.
+// Writes the CLEANUP audit row (in the distributed layout, on the
+// coordinator only: the audit log is its alone). SPI must be connected.
 void write_audit(const Counts &counts, const char *actor);
 
 // Folds pending revocations into their rows (pending_revocations.hpp), where

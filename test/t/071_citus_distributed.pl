@@ -199,7 +199,19 @@ is(on_coordinator('SELECT sessrev.apply_pending_revocations()'), '1', 'apply_pen
 is(on_coordinator(qq{SELECT revoked FROM sessrev.sessions WHERE id = '$h_id'}), 't', 'into the row');
 is(count_live($_, $h_tok), '0', 'and it stays refused on ' . $_->name) for @nodes;
 
-# --- Refused rather than answered wrong -------------------------------------------
+# --- Writes on the coordinator only; refused rather than answered wrong ------------
+for my $write (q{SELECT sessrev.create_session('on-a-worker')}, qq{SELECT sessrev.revoke_session('$n_id')},
+	q{SELECT sessrev.revoke_user_sessions('newcomer')}, qq{SELECT sessrev.rotate_token('$n_tok')})
+{
+	($ret, $out, $err) = $workers[0]->psql('postgres', $write);
+	like($err, qr/writes are made on the coordinator/, "a worker refuses $write");
+}
+is(count_live($_, $n_tok), '1', 'and nothing changed, on ' . $_->name) for @nodes;
+on_coordinator(q{CREATE TABLE public.users (id text PRIMARY KEY, pw text);
+	SELECT create_distributed_table('public.users', 'id', colocate_with => 'sessrev.sessions')});
+($ret, $out, $err) = $coordinator->psql('postgres', q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}')});
+like($err, qr/distributed/, 'a distributed users table, even co-located, is not tracked');
+
 on_coordinator(q{CREATE TABLE public.tokens (n int PRIMARY KEY, token text);
 	SELECT create_distributed_table('public.tokens', 'n')});
 on_coordinator(qq{INSERT INTO public.tokens VALUES (1, '$n_tok')});
