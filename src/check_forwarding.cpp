@@ -41,6 +41,7 @@ struct Target {
     char *made_with = nullptr;  // citus.node_conninfo then
     uint64 made_at = 0;
     Oid made_for = InvalidOid;
+    bool made_again = false;  // for a check forwarded here (its second hop)
 };
 Target targets[max_nodes];
 
@@ -135,8 +136,10 @@ void append_value(StringInfo buf, const char *key, const char *value) {
 const char *conninfo_of(Target *t) {
     const char *node_conninfo = GetConfigOption("citus.node_conninfo", true, false);
     if (node_conninfo == nullptr) node_conninfo = "";
+    // A check forwarded here goes on once more, named so (placement::forwarded_again).
+    const bool again = placement::in_forwarded_check();
     if (t->conninfo != nullptr && t->made_at == lookup::invalidation_count() && t->made_for == GetUserId() &&
-        strcmp(t->made_with, node_conninfo) == 0)
+        t->made_again == again && strcmp(t->made_with, node_conninfo) == 0)
         return t->conninfo;
     const uint64 count = lookup::invalidation_count();
     char *host = nullptr;
@@ -159,8 +162,9 @@ const char *conninfo_of(Target *t) {
     append_value(&buf, "dbname", get_database_name(MyDatabaseId));
     append_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
     append_value(&buf, "client_encoding", GetDatabaseEncodingName());
-    appendStringInfoString(&buf, " application_name=sessrev_check_forwarding"
-                                 " options='-c DateStyle=ISO -c TimeZone=UTC -c default_transaction_read_only=off'");
+    appendStringInfoString(&buf, again ? " application_name=sessrev_check_forwarding_again"
+                                       : " application_name=sessrev_check_forwarding");
+    appendStringInfoString(&buf, " options='-c DateStyle=ISO -c TimeZone=UTC -c default_transaction_read_only=off'");
     if (t->conninfo != nullptr) pfree(t->conninfo);
     if (t->made_with != nullptr) pfree(t->made_with);
     t->conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
@@ -168,6 +172,7 @@ const char *conninfo_of(Target *t) {
     pfree(buf.data);
     t->made_at = count;
     t->made_for = GetUserId();
+    t->made_again = again;
     return t->conninfo;
 }
 

@@ -409,7 +409,12 @@ bool names_a_shard(Oid relid) {
 }
 
 bool in_forwarded_check() {
-    return application_name != nullptr && strcmp(application_name, "sessrev_check_forwarding") == 0;
+    return application_name != nullptr && (strcmp(application_name, "sessrev_check_forwarding") == 0 ||
+                                           strcmp(application_name, "sessrev_check_forwarding_again") == 0);
+}
+
+bool forwarded_again() {
+    return application_name != nullptr && strcmp(application_name, "sessrev_check_forwarding_again") == 0;
 }
 
 bool node_address(int32 group, char **host, int32 *port) {

@@ -83,6 +83,10 @@ bool names_a_shard(Oid relid);
 // Whether this backend answers a check that another node forwarded to it
 // (check_forwarding.hpp): it answers for its own shards, and forwards nothing.
 bool in_forwarded_check();
+// Whether that check was forwarded twice: a node that received it from a
+// node that had received it (the shard moved, and the first node's metadata
+// said so before the sender's did). Such a check is forwarded no further.
+bool forwarded_again();
 
 // Whether this backend runs a statement that Citus sent from another node
 // (its connections name themselves citus_internal, citus_rebalancer or

@@ -124,11 +124,13 @@ Route everywhere() {
 }
 
 void refuse_remote_if_unsafe() {
-    if (placement::in_forwarded_check())
+    // A check forwarded here whose shard has moved on is forwarded once more,
+    // to where this node's metadata places it; twice, no further.
+    if (placement::forwarded_again())
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("sessrev: the shard of this session is no longer on this node"),
-                        errdetail("The node that forwarded the check places it here; this node's metadata "
-                                  "places it elsewhere (a shard move in progress)."),
+                        errdetail("Two nodes forwarded the check, each placing the shard elsewhere "
+                                  "(a shard move committing)."),
                         errhint("Check again.")));
     if (wrote)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -47,7 +47,7 @@ int other_groups(int32 *groups, int max);
 // Refuses (55000) a check that would have to ask another node where the
 // answer would be wrong: in a transaction that changed sessrev's tables
 // (another connection would not see those changes), or one forwarded here
-// (the shard moved meanwhile). A check in a statement Citus sent here from
+// twice (placement::forwarded_again). A check in a statement Citus sent here from
 // another node's transaction is refused by the routing itself.
 void refuse_remote_if_unsafe();
 

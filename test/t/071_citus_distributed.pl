@@ -42,6 +42,7 @@ sub new_node {
 	$node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'citus,sessrev'
 max_prepared_transactions = 20
+max_connections = 60
 sessrev.cleanup_interval = 0
 sessrev.database = 'postgres'
 sessrev.touch_interval = '1s'
