@@ -5,7 +5,11 @@
 -- on every node, as Citus creates the extension on every node.
 ALTER TABLE sessrev.retired_tokens ADD COLUMN user_id text;
 COMMENT ON COLUMN sessrev.retired_tokens.user_id IS
-    'The session''s user (sessrev.distribute() keeps the row in the user''s shard); NULL in rows retired before 1.7.';
+    'The session''s user (sessrev.distribute() keeps the row in the user''s shard).';
+-- Filled for the rows retired before: rotate_token prunes a session's retired
+-- tokens by session and user.
+UPDATE sessrev.retired_tokens r SET user_id = s.user_id
+  FROM sessrev.sessions s WHERE s.id = r.session_id AND r.user_id IS NULL;
 
 CREATE FUNCTION sessrev.allow_shards() RETURNS void
     LANGUAGE c
@@ -65,12 +69,13 @@ BEGIN
         DROP CONSTRAINT retired_tokens_pkey,
         ADD CONSTRAINT retired_tokens_pkey PRIMARY KEY (token_hash, user_id);
 
-    -- A session's revocation recorded apart is kept with the session.
+    -- A session's revocation recorded apart is kept with the session (the
+    -- 1.5 constraint, which wanted its user NULL, goes first).
+    ALTER TABLE sessrev.pending_revocations DROP CONSTRAINT pending_revocations_one_target;
     UPDATE sessrev.pending_revocations p SET user_id = s.user_id
       FROM sessrev.sessions s WHERE p.session_id IS NOT NULL AND s.id = p.session_id;
     DELETE FROM sessrev.pending_revocations WHERE user_id IS NULL;
     ALTER TABLE sessrev.pending_revocations
-        DROP CONSTRAINT pending_revocations_one_target,
         ADD CONSTRAINT pending_revocations_one_target CHECK (
             (session_id IS NOT NULL AND not_before IS NULL)
             OR (session_id IS NULL AND not_before IS NOT NULL)),

@@ -63,6 +63,7 @@ bool revoked_here(const text *token, std::size_t length) {
     memcpy(hash_bytea.data, hash.data(), hash.size());
 
     memcpy(key.bytes, hash.data(), hash.size());
+    if (sessrev::routing::prepared_change(key)) return true;
     return !is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key, usable, place);
 }
 
@@ -71,6 +72,7 @@ bool session_revoked_here(const pg_uuid_t *id) {
     memcpy(key.bytes, id->data, UUID_LEN);
     const bool usable = sessrev::invalidation::cache_usable();
     const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
+    if (sessrev::routing::prepared_change(key)) return true;
     return !is_live(sessrev::lookup::Key::session_id, UUIDPGetDatum(id), key, usable, place);
 }
 

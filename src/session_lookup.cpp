@@ -43,13 +43,20 @@ bool forwarding = false;
 placement::Placement forwarding_placement;
 // The shard the reads of this check go to (at_shard).
 int current_shard = -1;
-// The shard maps of the last layouts read: a caller's copy of a layout may
-// point into one after an invalidation made the next one.
-MemoryContext map_contexts[4];
-int next_map_context = 0;
+// The shard maps read so far (TopMemoryContext), never freed: a caller's
+// copy of a layout may point into one after an invalidation made the next.
+// A map read again unchanged is the one kept, so only a change of Citus's
+// placements (a move, a new node) makes another.
+ShardMap kept_map;
 
 bool is_table_of(const Layout &l, Oid relid) {
     if (OidIsValid(relid) && (relid == l.shards.jwt_denylist || relid == l.shards.global_cutoff)) return true;
+    // Distributed: the shards held here, whose triggers the cache relies on.
+    for (int i = 0; OidIsValid(relid) && i < l.shards.n; i++) {
+        const LocalShard &s = l.shards.local[i];
+        if (relid == s.sessions || relid == s.pending || relid == s.retired_tokens || relid == s.user_cutoffs)
+            return true;
+    }
     return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
            relid == l.global_cutoff || relid == l.retired_tokens || (OidIsValid(l.pending) && relid == l.pending);
 }
@@ -85,6 +92,25 @@ Oid shard_relid(const char *name, int64 shard, Oid schema) {
     return get_relname_relid(relname, schema);
 }
 
+// The map as kept: the same one when it did not change.
+ShardMap keep(const ShardMap &map) {
+    const bool same = kept_map.n == map.n && kept_map.jwt_denylist == map.jwt_denylist &&
+                      kept_map.global_cutoff == map.global_cutoff &&
+                      memcmp(kept_map.ranges, map.ranges, map.n * sizeof(placement::ShardRange)) == 0 &&
+                      memcmp(kept_map.local, map.local, map.n * sizeof(LocalShard)) == 0;
+    if (same) return kept_map;
+    ShardMap copy = map;
+    placement::ShardRange *ranges =
+        static_cast<placement::ShardRange *>(MemoryContextAlloc(TopMemoryContext, map.n * sizeof *ranges));
+    LocalShard *local = static_cast<LocalShard *>(MemoryContextAlloc(TopMemoryContext, map.n * sizeof *local));
+    memcpy(ranges, map.ranges, map.n * sizeof *ranges);
+    memcpy(local, map.local, map.n * sizeof *local);
+    copy.ranges = ranges;
+    copy.local = local;
+    kept_map = copy;
+    return copy;
+}
+
 // The distributed layout's shards (sessrev.distribute()): the co-located
 // tables' ranges, and the relations of those held here; the reference
 // tables' shards held here in place of the tables. False when the metadata
@@ -94,13 +120,6 @@ bool read_shards(Layout *l, Oid schema) {
     const Oid tables[4] = {l->sessions, l->pending, l->retired_tokens, l->user_cutoffs};
     placement::ShardRange *ranges[4];
     int n = -1;
-    MemoryContext &context = map_contexts[next_map_context];
-    next_map_context = (next_map_context + 1) % lengthof(map_contexts);
-    if (context == nullptr)
-        context = AllocSetContextCreate(TopMemoryContext, "sessrev shard map", ALLOCSET_SMALL_SIZES);
-    else
-        MemoryContextReset(context);
-    MemoryContext old = MemoryContextSwitchTo(context);
     bool ok = true;
     for (int t = 0; ok && t < 4; t++) {
         const int count = placement::shard_ranges(tables[t], &ranges[t]);
@@ -111,9 +130,8 @@ bool read_shards(Layout *l, Oid schema) {
                 ranges[t][i].group != ranges[0][i].group)
                 ok = false;
     }
-    LocalShard *local = ok ? static_cast<LocalShard *>(palloc0(n * sizeof(LocalShard))) : nullptr;
-    MemoryContextSwitchTo(old);
     if (!ok) return false;
+    LocalShard *local = static_cast<LocalShard *>(palloc0(n * sizeof(LocalShard)));
     const int32 here = l->placement.group;
     int first_local = -1;
     for (int i = 0; i < n; i++) {
@@ -172,7 +190,7 @@ bool read_shards(Layout *l, Oid schema) {
         l->user_not_before = get_attnum(s.user_cutoffs, "not_before");
     }
     l->global_not_before = get_attnum(l->global_cutoff, "not_before");
-    l->shards = ShardMap{n, ranges[0], local, jwt_denylist, global_cutoff};
+    l->shards = keep(ShardMap{n, ranges[0], local, jwt_denylist, global_cutoff});
     return true;
 }
 

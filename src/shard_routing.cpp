@@ -3,6 +3,7 @@
 #include "boundary.hpp"
 
 #include "citus_placement.hpp"
+#include "in_doubt.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
@@ -106,6 +107,10 @@ int other_groups(int32 *groups, int max) {
         groups[n++] = g;
     }
     return n;
+}
+
+bool prepared_change(const cache::Key &key) {
+    return lookup::distributed() && in_doubt::prepared_in(cache::bucket_of(key));
 }
 
 void note_write() {

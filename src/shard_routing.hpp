@@ -10,6 +10,8 @@
 // where the token's hash is not: the token is answered revoked.
 #pragma once
 
+#include "cache.hpp"
+
 extern "C" {
 #include "postgres.h"
 }
@@ -50,6 +52,12 @@ int other_groups(int32 *groups, int max);
 // twice (placement::forwarded_again). A check in a statement Citus sent here from
 // another node's transaction is refused by the routing itself.
 void refuse_remote_if_unsafe();
+
+// Distributed: whether a prepared transaction not yet ended changed key's
+// bucket here (in_doubt::prepared_in): the check then answers revoked. A
+// revocation's two-phase commit may be decided, and told to its client,
+// before this node's part commits. One test where not distributed.
+bool prepared_change(const cache::Key &key);
 
 // This transaction changed one of sessrev's tables (table_guard.hpp).
 void note_write();

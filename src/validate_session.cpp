@@ -488,6 +488,7 @@ bool validate_here(const text *token, std::size_t length, Validated *found) {
     }
     const sessrev::token::Hash hash = sessrev::token::sha256({VARDATA_ANY(token), length});
     memcpy(key.bytes, hash.data(), hash.size());
+    if (sessrev::routing::prepared_change(key)) return false;
 
     Profile &profile = found->profile;
     cache::FillTicket ticket{};
