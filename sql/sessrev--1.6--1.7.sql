@@ -101,7 +101,11 @@ COMMENT ON FUNCTION sessrev.distribute(integer) IS
 REVOKE ALL ON FUNCTION sessrev.distribute(integer) FROM PUBLIC;
 
 -- Citus refuses a non-IMMUTABLE function in DO UPDATE SET on a distributed
--- table: the update takes the time from the row it would have inserted.
+-- table: the update takes the time from the row it would have inserted. And
+-- Citus runs the statements in the user's shard on a worker, where this
+-- function's lock_timeout does not reach: with Citus loaded, it is sent
+-- along as SET LOCAL (citus.propagate_set_commands) and reset after, so that
+-- a first cut-off an open transaction inserted is recorded apart there too.
 CREATE OR REPLACE FUNCTION sessrev.record_user_token_cutoff(user_id text, cutoff timestamptz) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -109,7 +113,13 @@ CREATE OR REPLACE FUNCTION sessrev.record_user_token_cutoff(user_id text, cutoff
     -- the INSERT wait: past this, it is recorded apart instead.
     SET lock_timeout = '10ms'
     AS $$
+DECLARE
+    v_citus text := current_setting('citus.propagate_set_commands', true);
 BEGIN
+    IF v_citus IS NOT NULL THEN
+        PERFORM set_config('citus.propagate_set_commands', 'local', true);
+        SET LOCAL lock_timeout = '10ms';
+    END IF;
     BEGIN
         PERFORM FROM sessrev.user_token_cutoffs c
          WHERE c.user_id = record_user_token_cutoff.user_id FOR UPDATE NOWAIT;
@@ -121,6 +131,10 @@ BEGIN
         INSERT INTO sessrev.pending_revocations (user_id, not_before)
         VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff);
     END;
+    IF v_citus IS NOT NULL THEN
+        RESET lock_timeout;
+        PERFORM set_config('citus.propagate_set_commands', v_citus, true);
+    END IF;
 END
 $$;
 
@@ -362,8 +376,15 @@ DECLARE
     v_done  integer := 0;
     v_user  text;
     v_actor text;
+    v_citus text := current_setting('citus.propagate_set_commands', true);
     r       record;
 BEGIN
+    -- Its lock_timeout sent along to the shards' nodes, as in
+    -- record_user_token_cutoff.
+    IF v_citus IS NOT NULL THEN
+        PERFORM set_config('citus.propagate_set_commands', 'local', true);
+        SET LOCAL lock_timeout = '10ms';
+    END IF;
     FOR r IN SELECT DISTINCT ON (p.session_id) p.session_id, p.user_id, p.reason, p.actor
                FROM sessrev.pending_revocations p
               WHERE p.session_id IS NOT NULL ORDER BY p.session_id, p.id LOOP
@@ -403,6 +424,91 @@ BEGIN
             NULL;  -- still held: a later run folds it
         END;
     END LOOP;
+    IF v_citus IS NOT NULL THEN
+        RESET lock_timeout;
+        PERFORM set_config('citus.propagate_set_commands', v_citus, true);
+    END IF;
     RETURN v_done;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sessrev.revoke_jwt(
+    jti        text,
+    expires_at timestamptz,
+    user_id    text DEFAULT NULL,
+    reason     text DEFAULT 'Token revoked',
+    revoked_by text DEFAULT NULL
+) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_added boolean;
+    v_actor text := coalesce(revoke_jwt.revoked_by, sessrev.current_user_id());
+BEGIN
+    IF revoke_jwt.jti IS NULL OR revoke_jwt.expires_at IS NULL THEN
+        RAISE EXCEPTION 'jti and expires_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF revoke_jwt.jti = '' THEN
+        RAISE EXCEPTION 'jti must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(revoke_jwt.jti) > 256 OR octet_length(revoke_jwt.user_id) > 256
+       OR octet_length(revoke_jwt.revoked_by) > 256 THEN
+        RAISE EXCEPTION 'jti, user_id and revoked_by must not be longer than 256 bytes'
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF octet_length(revoke_jwt.reason) > 1024 THEN
+        RAISE EXCEPTION 'reason is longer than 1024 bytes' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF revoke_jwt.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at is in the past: the token is unusable already'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Cleanup removes a row after expires_at: an unbounded one would stay forever.
+    IF revoke_jwt.expires_at > now() + current_setting('sessrev.max_ttl')::interval THEN
+        RAISE EXCEPTION 'expires_at is further away than sessrev.max_ttl (%)',
+                        current_setting('sessrev.max_ttl')::interval
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The denylist row always names someone: the actor, else the database role.
+    -- A plain INSERT, not ON CONFLICT: as a Citus reference table (the
+    -- distributed layout), the denylist takes concurrent plain inserts,
+    -- while Citus serializes every other write through it.
+    BEGIN
+        INSERT INTO sessrev.jwt_denylist (jti, user_id, expires_at, reason, revoked_by)
+        VALUES (revoke_jwt.jti, revoke_jwt.user_id, revoke_jwt.expires_at, revoke_jwt.reason,
+                coalesce(v_actor, session_user));
+        v_added := true;
+    EXCEPTION WHEN unique_violation THEN
+        v_added := false;
+    END;
+    IF v_added THEN
+        INSERT INTO sessrev.session_audit_log (user_id, action, actor, details)
+        VALUES (revoke_jwt.user_id, 'JWT_REVOKED', v_actor,
+                jsonb_build_object('jti', revoke_jwt.jti, 'reason', revoke_jwt.reason,
+                                   'expires_at', revoke_jwt.expires_at));
+    END IF;
+    RETURN coalesce(v_added, false);
+END
+$$;
+
+-- As two statements: Citus fails to plan the EXISTS of a row-less SELECT of
+-- a distributed table beside a function call.
+CREATE OR REPLACE FUNCTION sessrev.report_token_reuse(token_hash bytea) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF report_token_reuse.token_hash IS NULL OR octet_length(report_token_reuse.token_hash) <> 32 THEN
+        RAISE EXCEPTION 'sessrev.report_token_reuse: token_hash must be a SHA-256 (32 bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Within reuse_interval the token is still in flight: nothing happens.
+    IF NOT EXISTS (SELECT 1 FROM sessrev.retired_tokens r
+                    WHERE r.token_hash = report_token_reuse.token_hash
+                      AND now() - r.retired_at > current_setting('sessrev.reuse_interval')::interval) THEN
+        RETURN false;
+    END IF;
+    RETURN sessrev.validate_retired_token(report_token_reuse.token_hash) IS NULL;
 END
 $$;

@@ -4,6 +4,7 @@
 #include "remote_connection.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
+#include "token.hpp"
 
 extern "C" {
 #include "commands/dbcommands.h"
@@ -263,6 +264,16 @@ bool is_jwt_revoked(int32 group, const text *jti, const text *user_id, Timestamp
                         "$3::pg_catalog.timestamptz)",
                         3},
                        values);
+}
+
+void report_reuse(const token::Hash *hashes, std::size_t count) {
+    for (std::size_t i = 0; i < count; i++) {
+        char hex[2 + 2 * token::hash_size + 1] = "\\x";
+        for (std::size_t b = 0; b < token::hash_size; b++) snprintf(hex + 2 + 2 * b, 3, "%02x", hashes[i][b]);
+        const char *values[1] = {hex};
+        PGresult *result = ask(0, {4, "SELECT sessrev.report_token_reuse($1::pg_catalog.bytea)", 1}, values);
+        PQclear(result);
+    }
 }
 
 bool validate(int32 group, const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata) {

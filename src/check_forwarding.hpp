@@ -22,6 +22,9 @@ extern "C" {
 }
 
 #include "session_cache.hpp"
+#include "token.hpp"
+
+#include <cstddef>
 
 namespace sessrev::check_forwarding {
 
@@ -41,6 +44,12 @@ bool applies();
 bool is_revoked(int32 group, const text *token);
 bool is_revoked(int32 group, const pg_uuid_t *session_id);
 bool is_jwt_revoked(int32 group, const text *jti, const text *user_id, TimestampTz issued_at);
+
+// Distributed, on a node other than the coordinator: rotated-out tokens
+// presented after sessrev.reuse_interval, sent to the coordinator's
+// report_token_reuse, which revokes their sessions (the revocation writes the
+// audit log, which is the coordinator's). Raises when it cannot.
+void report_reuse(const token::Hash *hashes, std::size_t count);
 
 // validate_session_record on the node of group: true with the live session's
 // profile, its user id and its metadata (a jsonb, palloc'd), or false.

@@ -64,20 +64,6 @@ WITH victims AS (
 SELECT pg_catalog.count(*), pg_catalog.max(%2$s) FROM gone
 )SQL";
 
-// Through Citus, by key: a reference table's rows are deleted on every node
-// by Citus, which plans neither ctids nor row locks there. A row locked by
-// another transaction is waited for (only the backend and administrator
-// profiles write the JWT denylist).
-constexpr const char *keys_template = R"SQL(
-SELECT pg_catalog.array_agg(%4$s), pg_catalog.max(%2$s) FROM (
-    SELECT %4$s, %2$s FROM sessrev.%1$s
-     WHERE %3$s AND %2$s OPERATOR(pg_catalog.<) $1 AND %2$s OPERATOR(pg_catalog.>=) $2
-     ORDER BY %2$s LIMIT $3) v
-)SQL";
-constexpr const char *delete_keys_template = R"SQL(
-DELETE FROM sessrev.%1$s t WHERE t.%3$s OPERATOR(pg_catalog.=) ANY ($1) AND t.%2$s OPERATOR(pg_catalog.<) $2
-)SQL";
-
 constexpr const char *audit_query = R"SQL(
 INSERT INTO sessrev.session_audit_log (action, actor, details)
 VALUES ('CLEANUP', $5,
@@ -130,32 +116,24 @@ Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention) {
 }
 
 Walk::Walk(const Step &step, TimestampTz cutoff)
-    : by_key_(step.by_key), shard_(step.shard[0] != '\0'), cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
+    : shard_(step.shard[0] != '\0'), cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
     done_ = cutoff == DT_NOBEGIN;
     const Source src = source_of(step.target);
-    const char *table = shard_ ? step.shard : src.table;
-    // The JWT denylist's key; by key is used for it alone.
-    const char *key = "jti";
-    const int length = by_key_ ? snprintf(sql_, sizeof sql_, keys_template, table, src.time_column, src.also, key)
-                               : snprintf(sql_, sizeof sql_, batch_template, table, src.time_column, src.also);
+    const int length =
+        snprintf(sql_, sizeof sql_, batch_template, shard_ ? step.shard : src.table, src.time_column, src.also);
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql_) elog(ERROR, "sessrev: cleanup query does not fit");
-    if (by_key_) {
-        const int n = snprintf(delete_sql_, sizeof delete_sql_, delete_keys_template, table, src.time_column, key);
-        if (n < 0 || static_cast<size_t>(n) >= sizeof delete_sql_) elog(ERROR, "sessrev: cleanup query does not fit");
-    }
 }
 
 int steps(Step *out, int max) {
     int n = 0;
-    auto add = [&](Target target, const char *shard, bool by_key) {
+    auto add = [&](Target target, const char *shard) {
         if (n == max) elog(ERROR, "sessrev: more than %d cleanup walks on this node", max);
         out[n].target = target;
         strlcpy(out[n].shard, shard, sizeof out[n].shard);
-        out[n].by_key = by_key;
         n++;
     };
     if (!lookup::distributed()) {
-        for (Target t : targets) add(t, "", false);
+        for (Target t : targets) add(t, "");
         return n;
     }
     const lookup::Layout l = lookup::layout();
@@ -164,14 +142,17 @@ int steps(Step *out, int max) {
         const char *sessions = get_rel_name(l.shards.local[i].sessions);
         const char *retired = get_rel_name(l.shards.local[i].retired_tokens);
         if (sessions == nullptr || retired == nullptr) continue;  // dropped meanwhile
-        add(Target::expired_sessions, sessions, false);
-        add(Target::revoked_sessions, sessions, false);
-        add(Target::retired_tokens, retired, false);
+        add(Target::expired_sessions, sessions);
+        add(Target::revoked_sessions, sessions);
+        add(Target::retired_tokens, retired);
     }
-    if (l.placement.group == 0) {
-        add(Target::expired_jwts, "", true);
-        add(Target::old_audit_rows, "", false);
-    }
+    // The JWT denylist's copy held here (a reference table's): an expired
+    // entry answers for a JWT past its own exp, wherever it is still kept, so
+    // each node cleans its copy without waiting for, or holding up, the
+    // others (Citus would serialize a DELETE through it with every revoke_jwt).
+    const char *denylist = get_rel_name(l.jwt_denylist);
+    if (denylist != nullptr) add(Target::expired_jwts, denylist);
+    if (l.placement.group == 0) add(Target::old_audit_rows, "");
     return n;
 }
 
@@ -191,27 +172,10 @@ int64 Walk::next_batch() {
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
     bool isnull;
-    int64 deleted = 0;
-    Datum resume;
-    if (by_key_) {
-        bool no_keys;
-        const Datum keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_keys);
-        resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-        if (!no_keys) {
-            const int found = ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(keys)), ARR_DIMS(DatumGetArrayTypeP(keys)));
-            Oid delete_types[2] = {TEXTARRAYOID, TIMESTAMPTZOID};
-            Datum delete_values[2] = {keys, TimestampTzGetDatum(cutoff_)};
-            rc = SPI_execute_with_args(delete_sql_, 2, delete_types, delete_values, nullptr, false, 0);
-            if (rc != SPI_OK_DELETE) elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
-            deleted = static_cast<int64>(SPI_processed);
-            // Fewer found than a batch: the walk is over.
-            if (found < settings::cleanup_batch_size) isnull = true;
-        }
-    } else {
-        deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-        resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-    }
-    if ((!by_key_ && deleted < settings::cleanup_batch_size) || isnull)
+    const int64 deleted =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    const Datum resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    if (deleted < settings::cleanup_batch_size || isnull)
         done_ = true;
     else
         resume_ = resume;  // a timestamptz is passed by value: safe across transactions

@@ -41,19 +41,16 @@ struct Cutoffs {
 Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention);
 
 // One walk: a target, in sessrev's table of that target or, in the
-// distributed layout, in a shard of it held here (shard: its relation name),
-// or through Citus by key (a reference table, whose rows Citus deletes on
-// every node).
+// distributed layout, in a shard of it held here (shard: its relation name).
 struct Step {
     Target target;
     char shard[NAMEDATALEN];  // "" for the table itself
-    bool by_key;
 };
 
 // The walks of this node's cleanup, in order: every target on a single
 // server; in the distributed layout (sessrev.distribute()) the shards held
-// here, and on the coordinator the JWT denylist and the audit log. Their
-// count (at most max).
+// here and this node's copy of the JWT denylist, and on the coordinator the
+// audit log. Their count (at most max).
 int steps(Step *out, int max);
 inline constexpr int max_steps = 512;
 
@@ -72,8 +69,6 @@ public:
 
 private:
     char sql_[1024];
-    char delete_sql_[512];  // by_key: the DELETE of the keys the SELECT found
-    bool by_key_ = false;
     bool shard_ = false;
     TimestampTz cutoff_;
     Datum resume_;

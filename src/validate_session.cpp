@@ -98,6 +98,12 @@ bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
     sessrev::token::Hash reported;
     memcpy(reported.data(), hash->data, reported.size());
     if (sessrev::reuse_reports::push(reported) || XactReadOnly || RecoveryInProgress()) return false;
+    // Distributed, on a node other than the coordinator, no worker took it:
+    // the coordinator revokes (its audit log is the coordinator's).
+    if (lookup::distributed() && lookup::layout().placement.group != 0) {
+        sessrev::check_forwarding::report_reuse(&reported, 1);
+        return false;
+    }
     const Oid types[1] = {BYTEAOID};
     const NullableDatum args[1] = {{PointerGetDatum(hash), false}};
     bool result_null;

@@ -1,6 +1,9 @@
 #include "worker.hpp"
 
+#include "check_forwarding.hpp"
+
 #include "boundary.hpp"
+#include "check_forwarding.hpp"
 #include "cleanup.hpp"
 #include "compat.hpp"
 #include "reuse_reports.hpp"
@@ -170,6 +173,18 @@ void revoke_reused() {
             touch_forwarding::send_reuse_reports(hashes, n);
             return;
         }
+        // Distributed, on a node other than the coordinator: its revocations
+        // are made there (their audit log is the coordinator's).
+        bool sent = false;
+        in_transaction("sessrev: sending reused tokens to the coordinator", [&] {
+            lookup::Layout tables;
+            if (!OidIsValid(get_extension_oid("sessrev", true)) || !lookup::find_tables(&tables) ||
+                tables.placement.where != placement::Where::distributed || tables.placement.group == 0)
+                return;
+            sent = true;
+            check_forwarding::report_reuse(hashes, n);
+        });
+        if (sent) return;
         for (std::size_t i = 0; i < n; i++)
             in_transaction("sessrev: revoking a reused token's session", [&] {
                 if (!OidIsValid(get_extension_oid("sessrev", true))) return;

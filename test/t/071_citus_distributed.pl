@@ -46,6 +46,7 @@ max_connections = 60
 sessrev.cleanup_interval = 0
 sessrev.database = 'postgres'
 sessrev.touch_interval = '1s'
+sessrev.reuse_interval = 1
 });
 	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
 	$node->start;
@@ -84,13 +85,21 @@ sub count_live {
 		FROM unnest(ARRAY[%s]::text[]) t}, join(',', map { "'$_'" } @tokens)));
 }
 
+# A revocation recorded apart before the distribution: it must follow the
+# session into its shard. Recorded in distribute()'s own transaction, so that
+# the worker cannot fold it into the row first.
+my (undef, $p_id, $p_tok) = ('pending-early', session('pending-early'));
+
 # --- sessrev.distribute() --------------------------------------------------------
 my ($ret, $out, $err) = $workers[0]->psql('postgres', 'SELECT sessrev.distribute()');
 like($err, qr/runs on the coordinator/, 'distribute() is refused on a worker');
 ($ret, $out, $err) = $coordinator->psql('postgres', q{SET citus.enable_unsafe_triggers = on;
 	SELECT create_reference_table('sessrev.jwt_denylist')});
 like($err, qr/cannot become a Citus table/, 'a sessrev table is not made a Citus table but by distribute()');
-on_coordinator('SELECT sessrev.distribute(4)');
+on_coordinator(qq{BEGIN;
+	INSERT INTO sessrev.pending_revocations (session_id, reason, actor) VALUES ('$p_id', 'recorded apart', 'test');
+	SELECT sessrev.distribute(4);
+	COMMIT});
 is(on_coordinator(q{SELECT string_agg(logicalrelid::text || ':' || partmethod::text, ' ' ORDER BY logicalrelid::text)
 	FROM pg_dist_partition WHERE logicalrelid::text LIKE 'sessrev.%'}),
 	'sessrev.global_token_cutoff:n sessrev.jwt_denylist:n sessrev.pending_revocations:h sessrev.retired_tokens:h '
@@ -106,6 +115,13 @@ is(on_coordinator(q{SELECT count(DISTINCT n.nodeport) FROM pg_dist_shard s JOIN 
 ($ret, $out, $err) = $coordinator->psql('postgres', 'SELECT sessrev.distribute()');
 like($err, qr/already distributed/, 'distribute() runs once');
 is(on_coordinator('SELECT count(*) FROM pg_prepared_xacts'), '0', 'no prepared transaction is left behind');
+
+# Still recorded apart in the user's shard, or already folded into the row by
+# the worker (which takes the reason from it): either way it survived.
+is(on_coordinator(qq{SELECT coalesce((SELECT reason FROM sessrev.pending_revocations WHERE session_id = '$p_id'
+	AND user_id = 'pending-early'), (SELECT revoked_reason FROM sessrev.sessions WHERE id = '$p_id'))}),
+	'recorded apart', "a revocation recorded apart moves into its user's shard with the session");
+is(count_live($_, $p_tok), '0', 'and still refuses the session on ' . $_->name) for @nodes;
 
 my @early_tokens = map { $_->[2] } @before;
 is(count_live($_, @early_tokens), '20', 'the sessions made before answer live on node ' . $_->name) for @nodes;
@@ -129,8 +145,9 @@ for (1 .. 100) {
 ok($from_cache, 'the node holding the shard answers from its cache');
 is(cache_hits($coordinator), '0', 'the coordinator holds no session: it asks the node that does');
 my ($forged) = $n_tok =~ /^[0-9a-f]{8}(\..*)$/;
-is(count_live($_, "00000000$forged", "ffffffff$forged"), '0', 'a token with a forged shard is refused on ' . $_->name)
-  for @nodes;
+is(count_live($_, "00000000$forged", "ffffffff$forged"), '0',
+	'a token whose shard prefix was changed (another token, routed to another shard) is refused, not an error, on '
+	  . $_->name) for @nodes;
 
 # --- Every function through the coordinator --------------------------------------
 is(on_coordinator(qq{SELECT user_id FROM sessrev.validate_session('$n_tok')}), 'newcomer', 'validate_session');
@@ -199,6 +216,35 @@ $holding->quit;
 is(on_coordinator('SELECT sessrev.apply_pending_revocations()'), '1', 'apply_pending_revocations folds it in');
 is(on_coordinator(qq{SELECT revoked FROM sessrev.sessions WHERE id = '$h_id'}), 't', 'into the row');
 is(count_live($_, $h_tok), '0', 'and it stays refused on ' . $_->name) for @nodes;
+
+# --- A first JWT cut-off held by an open transaction --------------------------------
+# Inserting a user's first cut-off waits for another transaction inserting
+# it; sessrev's lock_timeout reaches the shard's node, where the revocation
+# records it apart instead of waiting.
+session('cutter');
+my $cutting = $coordinator->background_psql('postgres');
+$cutting->query_safe(q{BEGIN; INSERT INTO sessrev.user_token_cutoffs (user_id, not_before) VALUES ('cutter', now())});
+is(on_coordinator(q{SET statement_timeout = '5s'; SELECT sessrev.revoke_user_sessions('cutter', 'held cut-off')}), '1',
+	"an administrator's revocation does not wait for an open first cut-off of the user");
+is(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_id = 'cutter' AND not_before IS NOT NULL}),
+	'1', 'the cut-off is recorded apart in the user\'s shard');
+is($_->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('any', 'cutter', now() - interval '1 minute')}), 't',
+	'a JWT of that user issued before is refused on ' . $_->name) for @nodes;
+$cutting->query_safe('ROLLBACK');
+$cutting->quit;
+
+# --- Reuse of a rotated-out token, presented on a worker ----------------------------
+my (undef, $r0) = session('reuser');
+my $r1 = on_coordinator(qq{SELECT token FROM sessrev.rotate_token('$r0')});
+is(count_live($_, $r1), '1', 'the rotated token is live on ' . $_->name) for @nodes;
+sleep 2;    # past sessrev.reuse_interval
+is($workers[1]->safe_psql('postgres', qq{SELECT count(*) FROM sessrev.validate_session('$r0')}), '0',
+	'the old token presented after reuse_interval on a worker validates nothing');
+ok($coordinator->poll_query_until('postgres', qq{SELECT sessrev.is_revoked('$r1')}),
+	"the reuse is reported to the coordinator, which revokes the session");
+is(count_live($_, $r1), '0', 'the thief\'s rotated token is refused on ' . $_->name) for @nodes;
+is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id = 'reuser' AND action = 'TOKEN_REUSE'}),
+	'1', 'in the coordinator\'s audit log');
 
 # --- Writes on the coordinator only; refused rather than answered wrong ------------
 for my $write (q{SELECT sessrev.create_session('on-a-worker')}, qq{SELECT sessrev.revoke_session('$n_id')},
@@ -269,9 +315,10 @@ is(on_coordinator(q{SELECT count(*) FROM sessrev.sessions WHERE user_id LIKE 's%
 	'the expired sessions are gone from every shard');
 on_coordinator(q{SELECT sessrev.revoke_jwt('expiring', now() + interval '1 second')});
 sleep 2;
-on_coordinator('SELECT sessrev.cleanup_expired_sessions()');
-is(on_coordinator(q{SELECT count(*) FROM sessrev.jwt_denylist WHERE jti = 'expiring'}), '0',
-	'the coordinator deletes expired JWTs, on every node');
+# The denylist's copy on each node (a reference table's), read there.
+my $copies = q{SELECT count(*) FROM sessrev.jwt_denylist WHERE jti = 'expiring'};
+$_->safe_psql('postgres', 'SELECT sessrev.cleanup_expired_sessions()') for @nodes;
+is(on_coordinator($copies), '0', 'each node deletes the expired JWTs of its copy of the denylist');
 
 # --- A node added later, and a shard moved while checks run ------------------------
 my $worker3 = new_node('worker3');
