@@ -83,9 +83,11 @@ WITH target AS (
 SELECT (SELECT pg_catalog.count(*) FROM revoked) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM held)
 )SQL";
 
-// The distributed layout's: the same, within one user's shard (every join
-// on the user id too, as Citus requires of co-located tables), a revocation
-// recorded apart kept with its user.
+// The distributed layout's: the same, within one user's shard ($2; every
+// join on the user id too, as Citus requires of co-located tables, and the
+// UPDATE filtered by it, so that Citus writes that shard alone instead of
+// every shard under a lock that would serialize all revocations), a
+// revocation recorded apart kept with its user.
 constexpr const char *revoke_distributed_template = R"SQL(
 WITH target AS (
     SELECT id, user_id FROM sessrev.sessions
@@ -95,7 +97,8 @@ WITH target AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4, revoked_by = $6
       FROM target t
-     WHERE s.id OPERATOR(pg_catalog.=) t.id AND s.user_id OPERATOR(pg_catalog.=) t.user_id AND NOT s.revoked
+     WHERE s.user_id OPERATOR(pg_catalog.=) $2 AND s.id OPERATOR(pg_catalog.=) t.id
+       AND s.user_id OPERATOR(pg_catalog.=) t.user_id AND NOT s.revoked
  RETURNING s.id, s.user_id
 ), held AS (
     SELECT id, user_id FROM sessrev.sessions h

@@ -217,6 +217,15 @@ is(on_coordinator('SELECT sessrev.apply_pending_revocations()'), '1', 'apply_pen
 is(on_coordinator(qq{SELECT revoked FROM sessrev.sessions WHERE id = '$h_id'}), 't', 'into the row');
 is(count_live($_, $h_tok), '0', 'and it stays refused on ' . $_->name) for @nodes;
 
+# --- A revocation left open holds no other user's up ---------------------------------
+session($_) for 'open-a', 'open-b';
+my $open = $coordinator->background_psql('postgres');
+$open->query_safe(q{BEGIN; SELECT sessrev.revoke_user_sessions('open-a')});
+is(on_coordinator(q{SET statement_timeout = '5s'; SELECT sessrev.revoke_user_sessions('open-b')}), '1',
+	"a revocation left open does not hold another user's up");
+$open->query_safe('COMMIT');
+$open->quit;
+
 # --- A first JWT cut-off held by an open transaction --------------------------------
 # Inserting a user's first cut-off waits for another transaction inserting
 # it; sessrev's lock_timeout reaches the shard's node, where the revocation
