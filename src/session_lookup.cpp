@@ -86,6 +86,24 @@ bool may_be_sessrev_table(Oid relid) {
 
 namespace {
 
+// The column numbers of the relations a layout reads (a shard's may differ
+// from its table's: Citus creates it without the dropped columns).
+void number_columns(Layout *l, Oid sessions, Oid pending, Oid retired_tokens, Oid user_cutoffs, Oid global_cutoff) {
+    l->id = get_attnum(sessions, "id");
+    l->token_hash = get_attnum(sessions, "token_hash");
+    l->revoked = get_attnum(sessions, "revoked");
+    l->expires_at = get_attnum(sessions, "expires_at");
+    l->last_active_at = get_attnum(sessions, "last_active_at");
+    l->user_id = get_attnum(sessions, "user_id");
+    l->metadata = get_attnum(sessions, "metadata");
+    l->created_at = get_attnum(sessions, "created_at");
+    if (OidIsValid(pending)) l->pending_not_before = get_attnum(pending, "not_before");
+    l->retired_session_id = get_attnum(retired_tokens, "session_id");
+    l->retired_at = get_attnum(retired_tokens, "retired_at");
+    l->user_not_before = get_attnum(user_cutoffs, "not_before");
+    l->global_not_before = get_attnum(global_cutoff, "not_before");
+}
+
 Oid shard_relid(const char *name, int64 shard, Oid schema) {
     char relname[NAMEDATALEN * 2];
     snprintf(relname, sizeof relname, "%s_" INT64_FORMAT, name, shard);
@@ -176,18 +194,7 @@ bool read_shards(Layout *l, Oid schema) {
     // A shard's columns are numbered as Citus created it.
     if (first_local >= 0) {
         const LocalShard &s = local[first_local];
-        l->id = get_attnum(s.sessions, "id");
-        l->token_hash = get_attnum(s.sessions, "token_hash");
-        l->revoked = get_attnum(s.sessions, "revoked");
-        l->expires_at = get_attnum(s.sessions, "expires_at");
-        l->last_active_at = get_attnum(s.sessions, "last_active_at");
-        l->user_id = get_attnum(s.sessions, "user_id");
-        l->metadata = get_attnum(s.sessions, "metadata");
-        l->created_at = get_attnum(s.sessions, "created_at");
-        l->pending_not_before = get_attnum(s.pending, "not_before");
-        l->retired_session_id = get_attnum(s.retired_tokens, "session_id");
-        l->retired_at = get_attnum(s.retired_tokens, "retired_at");
-        l->user_not_before = get_attnum(s.user_cutoffs, "not_before");
+        number_columns(l, s.sessions, s.pending, s.retired_tokens, s.user_cutoffs, l->global_cutoff);
     }
     l->global_not_before = get_attnum(l->global_cutoff, "not_before");
     l->shards = keep(ShardMap{n, ranges[0], local, jwt_denylist, global_cutoff});
@@ -229,29 +236,18 @@ Layout read_layout(bool missing_ok) {
                         errmsg("relation sessrev.%s does not exist", r.name),
                         errhint("Is the sessrev extension installed in this database?")));
     }
-    fresh.id = get_attnum(fresh.sessions, "id");
-    fresh.token_hash = get_attnum(fresh.sessions, "token_hash");
-    fresh.revoked = get_attnum(fresh.sessions, "revoked");
-    fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
-    fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
-    fresh.user_id = get_attnum(fresh.sessions, "user_id");
-    fresh.metadata = get_attnum(fresh.sessions, "metadata");
-    fresh.created_at = get_attnum(fresh.sessions, "created_at");
     fresh.pending = get_relname_relid("pending_revocations", schema);
     if (OidIsValid(fresh.pending)) {
         fresh.pending_session_index = get_relname_relid("pending_revocations_session_idx", schema);
         fresh.pending_user_index = get_relname_relid("pending_revocations_user_idx", schema);
-        fresh.pending_not_before = get_attnum(fresh.pending, "not_before");
         if (!OidIsValid(fresh.pending_session_index) || !OidIsValid(fresh.pending_user_index)) {
             if (missing_ok) return Layout{};
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                             errmsg("the indexes of sessrev.pending_revocations do not exist")));
         }
     }
-    fresh.retired_session_id = get_attnum(fresh.retired_tokens, "session_id");
-    fresh.retired_at = get_attnum(fresh.retired_tokens, "retired_at");
-    fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
-    fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
+    number_columns(&fresh, fresh.sessions, fresh.pending, fresh.retired_tokens, fresh.user_cutoffs,
+                   fresh.global_cutoff);
     const Oid read_directly[] = {fresh.sessions, fresh.jwt_denylist, fresh.user_cutoffs,
                                  fresh.global_cutoff, fresh.pending, fresh.retired_tokens};
     const char distributed_kinds[] = {'h', 'r', 'h', 'r', 'h', 'h'};
