@@ -263,9 +263,12 @@ SESSREV_FUNCTION(jwt_tables_changed) {
     TriggerData *trigger = trigger_data(fcinfo, "jwt_tables_changed");
     if (!jwt_cache::enabled()) return PointerGetDatum(nullptr);
     pending_changes = true;
-    const sessrev::lookup::Layout l = sessrev::lookup::layout();
     Relation rel = trigger->tg_relation;
     const Oid relid = RelationGetRelid(rel);
+    // Distributed: user_token_cutoffs' shard that fired.
+    if (sessrev::lookup::distributed())
+        sessrev::lookup::at_shard(sessrev::lookup::range_of_shard(sessrev::lookup::layout().shards, relid));
+    const sessrev::lookup::Layout l = sessrev::lookup::layout();
     TriggerEvent event = trigger->tg_event;
     if (relid == l.global_cutoff) {
         global_cutoff_changed = true;

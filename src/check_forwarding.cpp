@@ -4,6 +4,7 @@
 #include "remote_connection.hpp"
 #include "session_lookup.hpp"
 #include "settings.hpp"
+#include "token.hpp"
 
 extern "C" {
 #include "commands/dbcommands.h"
@@ -30,7 +31,39 @@ namespace {
 // cancels interrupt it sooner).
 constexpr long timeout_ms = 30000;
 
-remote::Connection connection;
+// One connection per node asked (group), kept for the next check: the
+// coordinator in the coordinator layout, any node holding shards in the
+// distributed one.
+constexpr int max_nodes = 64;
+struct Target {
+    int32 group = -1;
+    remote::Connection connection;
+    char *conninfo = nullptr;  // TopMemoryContext
+    char *made_with = nullptr;  // citus.node_conninfo then
+    uint64 made_at = 0;
+    Oid made_for = InvalidOid;
+    bool made_again = false;  // for a check forwarded here (its second hop)
+};
+Target targets[max_nodes];
+
+Target *target_of(int32 group) {
+    Target *free_slot = nullptr;
+    for (Target &t : targets) {
+        if (t.group == group) return &t;
+        if (free_slot == nullptr && t.group < 0) free_slot = &t;
+    }
+    if (free_slot == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("sessrev: a backend forwards checks to at most %d nodes", max_nodes)));
+    free_slot->group = group;
+    return free_slot;
+}
+
+bool any_connection() {
+    for (const Target &t : targets)
+        if (t.connection.conn != nullptr) return true;
+    return false;
+}
 
 // Preloaded only; without it, no cap.
 struct Shared {
@@ -58,7 +91,7 @@ void uncount() {
 }
 
 void at_exit(int, Datum) {
-    remote::disconnect(&connection);
+    for (Target &t : targets) remote::disconnect(&t.connection);
     uncount();
 }
 
@@ -92,31 +125,36 @@ void append_value(StringInfo buf, const char *key, const char *value) {
     appendStringInfoChar(buf, '\'');
 }
 
-// Where the coordinator is, with Citus's own connection settings for nodes
-// (citus.node_conninfo: sslmode and the like), as the current user; made
-// again after an invalidation of Citus's metadata, a change of role or of
-// citus.node_conninfo. The settings given at connection start override the
-// coordinator's role and database settings: this side's encoding (so that a
-// jti or a user id means the same bytes there), formats this side parses, and
-// no read-only default to make a check fail. An idle_session_timeout there
-// may close a kept connection: the next check reconnects.
-char *coordinator_conninfo() {
-    static char *conninfo = nullptr;
-    static char *made_with = nullptr;  // citus.node_conninfo then
-    static uint64 made_at = 0;
-    static Oid made_for = InvalidOid;
+// Where the node of group is (0: the coordinator), with Citus's own
+// connection settings for nodes (citus.node_conninfo: sslmode and the like),
+// as the current user; made again after an invalidation of Citus's metadata,
+// a change of role or of citus.node_conninfo. The settings given at
+// connection start override the node's role and database settings: this
+// side's encoding (so that a jti or a user id means the same bytes there),
+// formats this side parses, and no read-only default to make a check fail.
+// An idle_session_timeout there may close a kept connection: the next check
+// reconnects.
+const char *conninfo_of(Target *t) {
     const char *node_conninfo = GetConfigOption("citus.node_conninfo", true, false);
     if (node_conninfo == nullptr) node_conninfo = "";
-    if (conninfo != nullptr && made_at == lookup::invalidation_count() && made_for == GetUserId() &&
-        strcmp(made_with, node_conninfo) == 0)
-        return conninfo;
+    // A check forwarded here goes on once more, named so (placement::forwarded_again).
+    const bool again = placement::in_forwarded_check();
+    if (t->conninfo != nullptr && t->made_at == lookup::invalidation_count() && t->made_for == GetUserId() &&
+        t->made_again == again && strcmp(t->made_with, node_conninfo) == 0)
+        return t->conninfo;
     const uint64 count = lookup::invalidation_count();
     char *host = nullptr;
     int32 port = 0;
-    if (!placement::coordinator_address(&host, &port))
+    if (!placement::node_address(t->group, &host, &port)) {
+        if (t->group == 0)
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("sessrev's sessions are on the coordinator, which this node's metadata does not list"),
+                     errhint("On the coordinator, run SELECT citus_set_coordinator_host('<its host>', <its port>);")));
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("sessrev's sessions are on the coordinator, which this node's metadata does not list"),
-                        errhint("On the coordinator, run SELECT citus_set_coordinator_host('<its host>', <its port>);")));
+                        errmsg("sessrev: no active primary of group %d is listed in pg_dist_node", t->group),
+                        errdetail("Citus's metadata places shards of sessrev's tables in that group.")));
+    }
     StringInfoData buf;
     initStringInfo(&buf);
     appendStringInfoString(&buf, node_conninfo);
@@ -125,44 +163,48 @@ char *coordinator_conninfo() {
     append_value(&buf, "dbname", get_database_name(MyDatabaseId));
     append_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
     append_value(&buf, "client_encoding", GetDatabaseEncodingName());
-    appendStringInfoString(&buf, " application_name=sessrev_check_forwarding"
-                                 " options='-c DateStyle=ISO -c TimeZone=UTC -c default_transaction_read_only=off'");
-    if (conninfo != nullptr) pfree(conninfo);
-    if (made_with != nullptr) pfree(made_with);
-    conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
-    made_with = MemoryContextStrdup(TopMemoryContext, node_conninfo);
+    appendStringInfoString(&buf, again ? " application_name=sessrev_check_forwarding_again"
+                                       : " application_name=sessrev_check_forwarding");
+    appendStringInfoString(&buf, " options='-c DateStyle=ISO -c TimeZone=UTC -c default_transaction_read_only=off'");
+    if (t->conninfo != nullptr) pfree(t->conninfo);
+    if (t->made_with != nullptr) pfree(t->made_with);
+    t->conninfo = MemoryContextStrdup(TopMemoryContext, buf.data);
+    t->made_with = MemoryContextStrdup(TopMemoryContext, node_conninfo);
     pfree(buf.data);
-    made_at = count;
-    made_for = GetUserId();
-    return conninfo;
+    t->made_at = count;
+    t->made_for = GetUserId();
+    t->made_again = again;
+    return t->conninfo;
 }
 
-// One statement on the coordinator, its one row's result; raises with the
-// coordinator's SQLSTATE when it refused, 08006 when it could not be asked.
-PGresult *ask(const remote::Statement &statement, const char *const *values) {
+// One statement on the node of group, its one row's result; raises with the
+// node's SQLSTATE when it refused, 08006 when it could not be asked.
+PGresult *ask(int32 group, const remote::Statement &statement, const char *const *values) {
     const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+    const char *whom = group == 0 ? "the coordinator" : "the node holding the session";
+    Target *t = target_of(group);
     for (int attempt = 0;; attempt++) {
         char *error = nullptr;
         bool reused = false;
-        const char *conninfo = coordinator_conninfo();
+        const char *conninfo = conninfo_of(t);
         count();
-        if (!remote::connect(&connection, conninfo, deadline, &error, &reused)) {
-            uncount();
+        if (!remote::connect(&t->connection, conninfo, deadline, &error, &reused)) {
+            if (!any_connection()) uncount();
             ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-                            errmsg("sessrev could not ask the coordinator: %s", error),
-                            errdetail("This node is a Citus worker: its checks are answered by the coordinator, "
-                                      "which holds sessrev's sessions."),
-                            errhint("The current role must be able to connect to the coordinator, as for "
+                            errmsg("sessrev could not ask %s (group %d): %s", whom, group, error),
+                            errdetail("This node is part of a Citus cluster: checks of sessions held by another "
+                                      "node are answered by that node."),
+                            errhint("The current role must be able to connect to the other nodes, as for "
                                     "Citus's own connections between nodes.")));
         }
         char sqlstate[6];
-        PGresult *result = remote::exchange(&connection, statement, values, deadline, &error, sqlstate);
-        if (connection.conn == nullptr) uncount();
-        // A kept connection that the coordinator closed meanwhile (a restart,
-        // a terminated backend, its idle_session_timeout) is tried once more
+        PGresult *result = remote::exchange(&t->connection, statement, values, deadline, &error, sqlstate);
+        if (!any_connection()) uncount();
+        // A kept connection that the node closed meanwhile (a restart, a
+        // terminated backend, its idle_session_timeout) is tried once more
         // on a new one; a timeout is not.
         const bool timed_out = strcmp(sqlstate, "57014") == 0;
-        if (result == nullptr && connection.conn == nullptr && reused && attempt == 0 && !timed_out) continue;
+        if (result == nullptr && t->connection.conn == nullptr && reused && attempt == 0 && !timed_out) continue;
         if (result == nullptr) {
             // The connection's end (57P.., 08...) is a failure to ask, here:
             // not this session's own.
@@ -170,19 +212,18 @@ PGresult *ask(const remote::Statement &statement, const char *const *values) {
             ereport(ERROR,
                     (errcode(lost ? ERRCODE_CONNECTION_FAILURE
                                   : MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
-                     errmsg("sessrev's check on the coordinator failed: %s", error)));
+                     errmsg("sessrev's check on %s (group %d) failed: %s", whom, group, error)));
         }
         if (PQntuples(result) != 1 || PQnfields(result) < 1) {
             PQclear(result);
-            ereport(ERROR,
-                    (errcode(ERRCODE_PROTOCOL_VIOLATION), errmsg("sessrev: the coordinator's answer has no row")));
+            ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION), errmsg("sessrev: the answer of %s has no row", whom)));
         }
         return result;
     }
 }
 
-bool ask_boolean(const remote::Statement &statement, const char *const *values) {
-    PGresult *result = ask(statement, values);
+bool ask_boolean(int32 group, const remote::Statement &statement, const char *const *values) {
+    PGresult *result = ask(group, statement, values);
     // A NULL or anything but "f" answers revoked: fail closed.
     const bool answer = PQgetisnull(result, 0, 0) || strcmp(PQgetvalue(result, 0, 0), "f") != 0;
     PQclear(result);
@@ -203,31 +244,41 @@ bool applies() {
     return lookup::placement_now().where == placement::Where::on_coordinator && !placement::in_citus_connection();
 }
 
-bool is_revoked(const text *token) {
+bool is_revoked(int32 group, const text *token) {
     const char *values[1] = {text_to_cstring(token)};
-    return ask_boolean({0, "SELECT sessrev.is_revoked($1::pg_catalog.text)", 1}, values);
+    return ask_boolean(group, {0, "SELECT sessrev.is_revoked($1::pg_catalog.text)", 1}, values);
 }
 
-bool is_revoked(const pg_uuid_t *session_id) {
+bool is_revoked(int32 group, const pg_uuid_t *session_id) {
     const char *values[1] = {DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(session_id)))};
-    return ask_boolean({1, "SELECT sessrev.is_revoked($1::pg_catalog.uuid)", 1}, values);
+    return ask_boolean(group, {1, "SELECT sessrev.is_revoked($1::pg_catalog.uuid)", 1}, values);
 }
 
-bool is_jwt_revoked(const text *jti, const text *user_id, TimestampTz issued_at) {
+bool is_jwt_revoked(int32 group, const text *jti, const text *user_id, TimestampTz issued_at) {
     // ISO 8601 with the offset, whatever DateStyle says.
     const char *values[3] = {jti != nullptr ? text_to_cstring(jti) : nullptr,
                              user_id != nullptr ? text_to_cstring(user_id) : nullptr,
                              timestamptz_to_str(issued_at)};
-    return ask_boolean({2,
+    return ask_boolean(group, {2,
                         "SELECT sessrev.is_jwt_revoked($1::pg_catalog.text, $2::pg_catalog.text, "
                         "$3::pg_catalog.timestamptz)",
                         3},
                        values);
 }
 
-bool validate(const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata) {
+void report_reuse(const token::Hash *hashes, std::size_t count) {
+    for (std::size_t i = 0; i < count; i++) {
+        char hex[2 + 2 * token::hash_size + 1] = "\\x";
+        for (std::size_t b = 0; b < token::hash_size; b++) snprintf(hex + 2 + 2 * b, 3, "%02x", hashes[i][b]);
+        const char *values[1] = {hex};
+        PGresult *result = ask(0, {4, "SELECT sessrev.report_token_reuse($1::pg_catalog.bytea)", 1}, values);
+        PQclear(result);
+    }
+}
+
+bool validate(int32 group, const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata) {
     const char *values[1] = {text_to_cstring(token)};
-    PGresult *result = ask({3,
+    PGresult *result = ask(group, {3,
                             "SELECT r.session_id, r.user_id, r.expires_at, r.last_active_at, r.metadata "
                             "FROM sessrev.validate_session_record($1::pg_catalog.text) AS r",
                             1},

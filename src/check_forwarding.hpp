@@ -22,6 +22,9 @@ extern "C" {
 }
 
 #include "session_cache.hpp"
+#include "token.hpp"
+
+#include <cstddef>
 
 namespace sessrev::check_forwarding {
 
@@ -35,12 +38,21 @@ void startup_shmem();
 // that serves them itself.
 bool applies();
 
-bool is_revoked(const text *token);
-bool is_revoked(const pg_uuid_t *session_id);
-bool is_jwt_revoked(const text *jti, const text *user_id, TimestampTz issued_at);
+// The check, asked of the node of group (0: the coordinator). There, a check
+// forwarded in the distributed layout is answered from that node's own
+// shards, and forwarded no further.
+bool is_revoked(int32 group, const text *token);
+bool is_revoked(int32 group, const pg_uuid_t *session_id);
+bool is_jwt_revoked(int32 group, const text *jti, const text *user_id, TimestampTz issued_at);
 
-// validate_session_record on the coordinator: true with the live session's
+// Distributed, on a node other than the coordinator: rotated-out tokens
+// presented after sessrev.reuse_interval, sent to the coordinator's
+// report_token_reuse, which revokes their sessions (the revocation writes the
+// audit log, which is the coordinator's). Raises when it cannot.
+void report_reuse(const token::Hash *hashes, std::size_t count);
+
+// validate_session_record on the node of group: true with the live session's
 // profile, its user id and its metadata (a jsonb, palloc'd), or false.
-bool validate(const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata);
+bool validate(int32 group, const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata);
 
 }  // namespace sessrev::check_forwarding

@@ -10,7 +10,9 @@ extern "C" {
 #include "storage/lock.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 }
@@ -113,19 +115,56 @@ Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention) {
     return c;
 }
 
-Walk::Walk(Target target, TimestampTz cutoff)
-    : cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
+Walk::Walk(const Step &step, TimestampTz cutoff)
+    : shard_(step.shard[0] != '\0'), cutoff_(cutoff), resume_(TimestampTzGetDatum(DT_NOBEGIN)) {
     done_ = cutoff == DT_NOBEGIN;
-    const Source src = source_of(target);
-    const int length = snprintf(sql_, sizeof sql_, batch_template, src.table, src.time_column,
-                                src.also);
-    if (length < 0 || static_cast<size_t>(length) >= sizeof sql_)
-        elog(ERROR, "sessrev: cleanup query does not fit");
+    const Source src = source_of(step.target);
+    const int length =
+        snprintf(sql_, sizeof sql_, batch_template, shard_ ? step.shard : src.table, src.time_column, src.also);
+    if (length < 0 || static_cast<size_t>(length) >= sizeof sql_) elog(ERROR, "sessrev: cleanup query does not fit");
 }
+
+int steps(Step *out, int max) {
+    int n = 0;
+    auto add = [&](Target target, const char *shard) {
+        if (n == max) elog(ERROR, "sessrev: more than %d cleanup walks on this node", max);
+        out[n].target = target;
+        strlcpy(out[n].shard, shard, sizeof out[n].shard);
+        n++;
+    };
+    if (!lookup::distributed()) {
+        for (Target t : targets) add(t, "");
+        return n;
+    }
+    const lookup::Layout l = lookup::layout();
+    for (int i = 0; i < l.shards.n; i++) {
+        if (!lookup::held_here(l.shards, i)) continue;
+        const char *sessions = get_rel_name(l.shards.local[i].sessions);
+        const char *retired = get_rel_name(l.shards.local[i].retired_tokens);
+        if (sessions == nullptr || retired == nullptr) continue;  // dropped meanwhile
+        add(Target::expired_sessions, sessions);
+        add(Target::revoked_sessions, sessions);
+        add(Target::retired_tokens, retired);
+    }
+    // The JWT denylist's copy held here (a reference table's): an expired
+    // entry answers for a JWT past its own exp, wherever it is still kept, so
+    // each node cleans its copy without waiting for, or holding up, the
+    // others (Citus would serialize a DELETE through it with every revoke_jwt).
+    const char *denylist = get_rel_name(l.jwt_denylist);
+    if (denylist != nullptr) add(Target::expired_jwts, denylist);
+    if (l.placement.group == 0) add(Target::old_audit_rows, "");
+    return n;
+}
+
+bool folds_pending() { return !lookup::distributed() || lookup::layout().placement.group == 0; }
 
 int64 Walk::next_batch() {
     if (done_) return 0;
     CHECK_FOR_INTERRUPTS();
+    // A shard held here is cleaned here, as Citus lets its own connections.
+    if (shard_ && SPI_execute("SELECT pg_catalog.set_config('citus.enable_manual_changes_to_shards', 'on', true)",
+                              false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "sessrev: could not allow the cleanup of this node's shards");
     Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
     Datum values[3] = {TimestampTzGetDatum(cutoff_), resume_,
                        Int32GetDatum(settings::cleanup_batch_size)};
@@ -133,9 +172,9 @@ int64 Walk::next_batch() {
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: cleanup query failed: %s", SPI_result_code_string(rc));
     bool isnull;
-    int64 deleted =
+    const int64 deleted =
         DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    Datum resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    const Datum resume = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
     if (deleted < settings::cleanup_batch_size || isnull)
         done_ = true;
     else
@@ -167,6 +206,9 @@ void unlock_session_level() {
 }
 
 void write_audit(const Counts &counts, const char *actor) {
+    // Distributed: the audit log is the coordinator's; another node's
+    // cleanup says what it did in worker_status() and its return value.
+    if (lookup::distributed() && lookup::layout().placement.group != 0) return;
     Oid types[6] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
     Datum values[6] = {Int64GetDatum(counts.expired), Int64GetDatum(counts.revoked),
                        Int64GetDatum(counts.jwts),    Int64GetDatum(counts.audit),
@@ -176,7 +218,7 @@ void write_audit(const Counts &counts, const char *actor) {
 }
 
 void apply_pending() {
-    if (!OidIsValid(lookup::layout().pending)) return;
+    if (!lookup::distributed() && !OidIsValid(lookup::layout().pending)) return;
     if (SPI_execute("SELECT sessrev.apply_pending_revocations()", false, 0) != SPI_OK_SELECT)
         elog(ERROR, "sessrev: could not apply pending revocations");
 }

@@ -40,16 +40,36 @@ struct Cutoffs {
 
 Cutoffs cutoffs(Datum expired_retention, Datum revoked_retention);
 
+// One walk: a target, in sessrev's table of that target or, in the
+// distributed layout, in a shard of it held here (shard: its relation name).
+struct Step {
+    Target target;
+    char shard[NAMEDATALEN];  // "" for the table itself
+};
+
+// The walks of this node's cleanup, in order: every target on a single
+// server; in the distributed layout (sessrev.distribute()) the shards held
+// here and this node's copy of the JWT denylist, and on the coordinator the
+// audit log. Their count (at most max).
+int steps(Step *out, int max);
+inline constexpr int max_steps = 512;
+
+// Whether pending revocations are folded in by this node's cleanup: on a
+// single server, and on the coordinator of the distributed layout (through
+// Citus, for every node).
+bool folds_pending();
+
 // A walk through one target's index in key order; next_batch deletes up to
 // cleanup_batch_size rows and returns how many. SPI must be connected.
 class Walk {
 public:
-    Walk(Target target, TimestampTz cutoff);
+    Walk(const Step &step, TimestampTz cutoff);
     int64 next_batch();
     bool done() const { return done_; }
 
 private:
     char sql_[1024];
+    bool shard_ = false;
     TimestampTz cutoff_;
     Datum resume_;
     bool done_ = false;
@@ -63,7 +83,8 @@ private:
 bool try_lock(bool session_level);
 void unlock_session_level();
 
-// Writes the CLEANUP audit row. SPI must be connected.
+// Writes the CLEANUP audit row (in the distributed layout, on the
+// coordinator only: the audit log is its alone). SPI must be connected.
 void write_audit(const Counts &counts, const char *actor);
 
 // Folds pending revocations into their rows (pending_revocations.hpp), where

@@ -23,12 +23,14 @@ SESSREV_FUNCTION(cleanup_expired_sessions) {
         SPI_finish();
         PG_RETURN_INT32(0);
     }
-    cleanup::apply_pending();
+    if (cleanup::folds_pending()) cleanup::apply_pending();
     const cleanup::Cutoffs cutoffs = cleanup::cutoffs(expired_retention, revoked_retention);
     cleanup::Counts counts;
-    for (cleanup::Target target : cleanup::targets) {
-        cleanup::Walk walk(target, cutoffs.of(target));
-        while (!walk.done()) counts.of(target) += walk.next_batch();
+    cleanup::Step *steps = static_cast<cleanup::Step *>(palloc(cleanup::max_steps * sizeof(cleanup::Step)));
+    const int n = cleanup::steps(steps, cleanup::max_steps);
+    for (int i = 0; i < n; i++) {
+        cleanup::Walk walk(steps[i], cutoffs.of(steps[i].target));
+        while (!walk.done()) counts.of(steps[i].target) += walk.next_batch();
     }
     cleanup::write_audit(counts, GetUserNameFromId(GetSessionUserId(), false));
     SPI_finish();

@@ -54,6 +54,12 @@ void stop_serving();
 // Whether a lookup or a fill in bucket must leave the cache alone now. A
 // lookup asks before it reads the entry and its epoch.
 bool blocks(uint32 bucket);
+// Whether a prepared transaction not yet ended changed bucket (not the
+// doubt of a start). In a Citus two-phase commit the outcome may already be
+// decided on another node (the coordinator commits before COMMIT PREPARED
+// reaches the workers, and tells its client COMMIT even when one fails), so
+// the distributed layout answers such a session revoked until it ends.
+bool prepared_in(uint32 bucket);
 // Likewise for the cached global JWT cut-offs.
 bool blocks_global();
 // On a standby, whether a build of is_jwt_revoked's filters from the tables

@@ -5,6 +5,7 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
+#include "shard_routing.hpp"
 #include "in_doubt.hpp"
 #include "jwt_cache.hpp"
 #include "jwt_lookup.hpp"
@@ -34,8 +35,12 @@ constexpr int64 allowed_clock_skew = 60 * USECS_PER_SEC;
 // is a standby without sessrev.standby_cache (replay fires no triggers), this
 // transaction changed sessrev's tables itself, sessrev's triggers are not all
 // armed, or the filters describe another database.
+//
+// Distributed (sessrev.distribute()), never: the filters are built per node
+// from one table each, and a user's cut-off is in the user's shard.
 bool cache_usable() {
-    return jwt_cache::enabled() && (sessrev::settings::standby_cache || !RecoveryInProgress()) &&
+    return jwt_cache::enabled() && !sessrev::lookup::distributed() &&
+           (sessrev::settings::standby_cache || !RecoveryInProgress()) &&
            !sessrev::invalidation::pending_in_transaction() &&
            sessrev::arming::cache_may_serve() && jwt_cache::serves_this_database();
 }
@@ -104,10 +109,23 @@ SESSREV_FUNCTION(is_jwt_revoked) {
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "issued_at is in the future (more than 60 seconds of clock skew)");
     if (sessrev::check_forwarding::applies())
-        PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(has_jti ? PG_GETARG_TEXT_PP(0) : nullptr,
+        PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(0, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr,
                                                                  has_user ? PG_GETARG_TEXT_PP(1) : nullptr,
                                                                  issued_at));
-
+    // Distributed: the denylist and the global cut-off are reference tables,
+    // held by every node; a user's cut-off is in the user's shard.
+    sessrev::lookup::at_shard(-1);
+    if (sessrev::lookup::distributed()) {
+        if (has_user) {
+            const sessrev::routing::Route route = sessrev::routing::of_user(PG_GETARG_DATUM(1));
+            if (route.goes == sessrev::routing::Goes::remote) {
+                sessrev::routing::refuse_remote_if_unsafe();
+                PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(
+                    route.group, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr, PG_GETARG_TEXT_PP(1), issued_at));
+            }
+            sessrev::lookup::at_shard(route.range);
+        }
+    }
     // Decided once: the answer then rests on one view of the cache.
     const bool usable = cache_usable();
     TimestampTz not_before;

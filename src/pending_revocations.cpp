@@ -45,7 +45,24 @@ bool user_jwt_cutoff(Datum user_id, TimestampTz *not_before) {
 // session_revoked_apart(session_id uuid, created_at timestamptz) RETURNS
 // boolean: the part of the rule for "live" that the row does not hold. Every
 // view and function that lists sessions applies it beside session_is_live.
+//
+// Distributed: evaluated in the statement Citus runs on the shard's node, it
+// reads the revocations recorded apart in the shard held here that holds the
+// session; where no shard held here does (Citus evaluated it elsewhere), it
+// answers revoked: fail closed.
 SESSREV_FUNCTION(session_revoked_apart) {
+    namespace lookup = sessrev::lookup;
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) PG_RETURN_BOOL(true);
-    PG_RETURN_BOOL(sessrev::pending::session_revoked(PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(1)));
+    if (!lookup::distributed())
+        PG_RETURN_BOOL(sessrev::pending::session_revoked(PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(1)));
+    const lookup::ShardMap map = lookup::layout().shards;
+    for (int i = 0; i < map.n; i++) {
+        if (!lookup::held_here(map, i)) continue;
+        lookup::at_shard(i);
+        const lookup::Layout l = lookup::layout();
+        if (lookup::fetch_unique(l.sessions, l.id_index, F_UUID_EQ, PG_GETARG_DATUM(0), 0, nullptr, nullptr, nullptr))
+            PG_RETURN_BOOL(sessrev::pending::session_revoked(PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(1)));
+    }
+    lookup::at_shard(-1);
+    PG_RETURN_BOOL(true);
 }

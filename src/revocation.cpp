@@ -38,7 +38,7 @@ WITH target AS (
 ), revoked AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
-           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
+           revoked_by = $6
       FROM target t
      WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id
@@ -61,7 +61,7 @@ WITH target AS (
 ), revoked AS (
     UPDATE sessrev.sessions s
        SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4,
-           revoked_by = COALESCE($5, SESSION_USER::pg_catalog.text)
+           revoked_by = $6
       FROM target t
      WHERE s.id OPERATOR(pg_catalog.=) t.id AND NOT s.revoked
  RETURNING s.id, s.user_id
@@ -73,7 +73,44 @@ WITH target AS (
                         WHERE p.session_id OPERATOR(pg_catalog.=) h.id)
 ), recorded AS (
     INSERT INTO sessrev.pending_revocations (session_id, reason, actor)
-    SELECT id, $4, COALESCE($5, SESSION_USER::pg_catalog.text) FROM held
+    SELECT id, $4, $6 FROM held
+), audit AS (
+    INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
+    SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
+      FROM (SELECT id, user_id FROM revoked UNION ALL SELECT id, user_id FROM held) a
+     ORDER BY user_id, id
+)
+SELECT (SELECT pg_catalog.count(*) FROM revoked) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM held)
+)SQL";
+
+// The distributed layout's: the same, within one user's shard ($2; every
+// join on the user id too, as Citus requires of co-located tables, and the
+// UPDATE filtered by it, so that Citus writes that shard alone instead of
+// every shard under a lock that would serialize all revocations), a
+// revocation recorded apart kept with its user.
+constexpr const char *revoke_distributed_template = R"SQL(
+WITH target AS (
+    SELECT id, user_id FROM sessrev.sessions
+     WHERE %1$s AND NOT revoked
+     ORDER BY id FOR UPDATE SKIP LOCKED
+), revoked AS (
+    UPDATE sessrev.sessions s
+       SET revoked = true, revoked_at = pg_catalog.now(), revoked_reason = $4, revoked_by = $6
+      FROM target t
+     WHERE s.user_id OPERATOR(pg_catalog.=) $2 AND s.id OPERATOR(pg_catalog.=) t.id
+       AND s.user_id OPERATOR(pg_catalog.=) t.user_id AND NOT s.revoked
+ RETURNING s.id, s.user_id
+), held AS (
+    SELECT id, user_id FROM sessrev.sessions h
+     WHERE %1$s AND NOT h.revoked
+       AND NOT EXISTS (SELECT FROM target t
+                        WHERE t.id OPERATOR(pg_catalog.=) h.id AND t.user_id OPERATOR(pg_catalog.=) h.user_id)
+       AND NOT EXISTS (SELECT FROM sessrev.pending_revocations p
+                        WHERE p.session_id OPERATOR(pg_catalog.=) h.id
+                          AND p.user_id OPERATOR(pg_catalog.=) h.user_id)
+), recorded AS (
+    INSERT INTO sessrev.pending_revocations (session_id, user_id, reason, actor)
+    SELECT id, user_id, $4, $6 FROM held
 ), audit AS (
     INSERT INTO sessrev.session_audit_log (session_id, user_id, action, actor, details)
     SELECT id, user_id, 'SESSION_REVOKED', $5, pg_catalog.jsonb_build_object('reason', $4)
@@ -105,9 +142,42 @@ void lock_user(Datum user_id) {
     LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-bool never_waits() { return OidIsValid(lookup::layout().pending); }
+bool never_waits() { return lookup::distributed() || OidIsValid(lookup::layout().pending); }
 
-int64 revoke(const Request &r) {
+namespace {
+
+// Distributed: the user of session id, so that its revocation is one user's
+// (Citus plans a row-locking write only within one shard); false when there
+// is no such session.
+bool user_of_session(Datum session_id, Datum *user_id) {
+    Oid types[1] = {UUIDOID};
+    Datum values[1] = {session_id};
+    const int rc = SPI_execute_with_args("SELECT user_id FROM sessrev.sessions WHERE id OPERATOR(pg_catalog.=) $1",
+                                         1, types, values, nullptr, true, 2);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "sessrev: the session's user could not be read: %s", SPI_result_code_string(rc));
+    if (SPI_processed != 1) return false;
+    bool isnull;
+    const Datum user = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull) return false;
+    *user_id = PointerGetDatum(DatumGetTextPCopy(user));
+    return true;
+}
+
+}  // namespace
+
+int64 revoke(const Request &request) {
+    Request r = request;
+    const bool distributed = lookup::distributed();
+    if (distributed && r.scope == Scope::all)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("sessrev: revoking every session row is not done in the distributed layout"),
+                        errhint("revoke_all_sessions() revokes every session by the global cut-off.")));
+    // The user's shard: the session's user is read first.
+    bool of_one_user_session = false;
+    if (distributed && r.scope == Scope::session) {
+        if (!user_of_session(r.session_id, &r.user_id)) return 0;
+        of_one_user_session = true;
+    }
     const bool skip_held = never_waits();
     if (!skip_held) {
         // SQL 1.4: waits, in an order that cannot deadlock.
@@ -115,16 +185,23 @@ int64 revoke(const Request &r) {
         if (r.scope == Scope::all) LockRelationOid(lookup::layout().sessions, ShareRowExclusiveLock);
     }
     char sql[4096];
-    const int length =
-        snprintf(sql, sizeof sql, skip_held ? revoke_template : revoke_waiting_template, filter_of(r.scope));
+    const char *filter = of_one_user_session
+                             ? "id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2"
+                             : filter_of(r.scope);
+    const char *shape = distributed ? revoke_distributed_template : skip_held ? revoke_template : revoke_waiting_template;
+    const int length = snprintf(sql, sizeof sql, shape, filter);
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql)
         elog(ERROR, "sessrev: revocation query does not fit");
-    Oid types[5] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID};
-    Datum values[5] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor};
-    char nulls[5] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user ? ' ' : 'n',
+    // Who revoked: the caller's actor, else the session user; computed here,
+    // as Citus refuses a COALESCE over SESSION_USER in a distributed write.
+    const Datum revoked_by =
+        r.actor_null ? CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false)) : r.actor;
+    Oid types[6] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+    Datum values[6] = {r.session_id, r.user_id, r.exclude, r.reason, r.actor, revoked_by};
+    char nulls[6] = {r.scope == Scope::session ? ' ' : 'n', r.scope == Scope::user || of_one_user_session ? ' ' : 'n',
                      r.scope == Scope::user && !r.exclude_null ? ' ' : 'n',
-                     r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' '};
-    const int rc = SPI_execute_with_args(sql, 5, types, values, nulls, false, 0);
+                     r.reason_null ? 'n' : ' ', r.actor_null ? 'n' : ' ', ' '};
+    const int rc = SPI_execute_with_args(sql, 6, types, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: revocation failed: %s", SPI_result_code_string(rc));
     bool isnull;

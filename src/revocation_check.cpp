@@ -5,7 +5,9 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
+#include "citus_placement.hpp"
 #include "session_lookup.hpp"
+#include "shard_routing.hpp"
 #include "token.hpp"
 #include "trigger_arming.hpp"
 
@@ -38,14 +40,11 @@ bool is_live(sessrev::lookup::Key index, Datum value, const Key &key, bool usabl
 
 }  // namespace
 
-// is_revoked(token text) RETURNS boolean: false only for a live session.
-SESSREV_FUNCTION(is_revoked_token) {
-    if (PG_ARGISNULL(0)) PG_RETURN_BOOL(true);
-    const text *token = PG_GETARG_TEXT_PP(0);
-    const std::size_t length = VARSIZE_ANY_EXHDR(token);
-    if (length == 0) PG_RETURN_BOOL(true);
-    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(token));
+namespace {
 
+// The token's session read here: from the cache, or the table (in the
+// distributed layout, the shard at_shard chose).
+bool revoked_here(const text *token, std::size_t length) {
     // The token's set is fetched from memory while its SHA-256 is computed.
     Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::token_hash, {}};
     const bool usable = sessrev::invalidation::cache_usable();
@@ -64,21 +63,76 @@ SESSREV_FUNCTION(is_revoked_token) {
     memcpy(hash_bytea.data, hash.data(), hash.size());
 
     memcpy(key.bytes, hash.data(), hash.size());
-    PG_RETURN_BOOL(!is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key,
-                            usable, place));
+    if (sessrev::routing::prepared_change(key)) return true;
+    return !is_live(sessrev::lookup::Key::token_hash, PointerGetDatum(&hash_bytea), key, usable, place);
+}
+
+bool session_revoked_here(const pg_uuid_t *id) {
+    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
+    memcpy(key.bytes, id->data, UUID_LEN);
+    const bool usable = sessrev::invalidation::cache_usable();
+    const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
+    if (sessrev::routing::prepared_change(key)) return true;
+    return !is_live(sessrev::lookup::Key::session_id, UUIDPGetDatum(id), key, usable, place);
+}
+
+// A check without a shard to go to: each shard held here, then each node
+// holding others (unless this check was forwarded here); live if any says so.
+template <typename Here, typename There>
+bool revoked_everywhere(Here here, There there) {
+    const sessrev::lookup::Layout l = sessrev::lookup::layout();
+    for (int i = 0; i < l.shards.n; i++) {
+        if (!sessrev::lookup::held_here(l.shards, i)) continue;
+        sessrev::lookup::at_shard(i);
+        if (!here()) return false;
+    }
+    sessrev::lookup::at_shard(-1);
+    if (sessrev::placement::in_forwarded_check()) return true;
+    int32 groups[64];
+    const int n = sessrev::routing::other_groups(groups, lengthof(groups));
+    if (n > 0) sessrev::routing::refuse_remote_if_unsafe();
+    for (int i = 0; i < n; i++)
+        if (!there(groups[i])) return false;
+    return true;
+}
+
+}  // namespace
+
+// is_revoked(token text) RETURNS boolean: false only for a live session.
+SESSREV_FUNCTION(is_revoked_token) {
+    if (PG_ARGISNULL(0)) PG_RETURN_BOOL(true);
+    const text *token = PG_GETARG_TEXT_PP(0);
+    const std::size_t length = VARSIZE_ANY_EXHDR(token);
+    if (length == 0) PG_RETURN_BOOL(true);
+    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(0, token));
+    using sessrev::routing::Goes;
+    const sessrev::routing::Route route = sessrev::routing::of_token(VARDATA_ANY(token), length);
+    switch (route.goes) {
+        case Goes::here: break;
+        case Goes::local: sessrev::lookup::at_shard(route.range); break;
+        case Goes::remote:
+            sessrev::routing::refuse_remote_if_unsafe();
+            PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(route.group, token));
+        case Goes::everywhere:
+            PG_RETURN_BOOL(revoked_everywhere([&] { return revoked_here(token, length); },
+                                              [&](int32 group) {
+                                                  return sessrev::check_forwarding::is_revoked(group, token);
+                                              }));
+    }
+    PG_RETURN_BOOL(revoked_here(token, length));
 }
 
 // is_revoked(session_id uuid) RETURNS boolean
 SESSREV_FUNCTION(is_revoked_session) {
     if (PG_ARGISNULL(0)) PG_RETURN_BOOL(true);
     const pg_uuid_t *id = PG_GETARG_UUID_P(0);
-    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(id));
-    Key key{MyDatabaseId, sessrev::lookup::layout().sessions, Kind::session_id, {}};
-    memcpy(key.bytes, id->data, UUID_LEN);
-    const bool usable = sessrev::invalidation::cache_usable();
-    const uint64 place = usable ? sessrev::cache::place_of(key, id->data, UUID_LEN) : 0;
-    PG_RETURN_BOOL(
-        !is_live(sessrev::lookup::Key::session_id, PG_GETARG_DATUM(0), key, usable, place));
+    if (sessrev::check_forwarding::applies()) PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(0, id));
+    // A session id carries no shard: in the distributed layout every node
+    // holding shards is asked.
+    if (sessrev::routing::everywhere().goes == sessrev::routing::Goes::everywhere)
+        PG_RETURN_BOOL(revoked_everywhere([&] { return session_revoked_here(id); },
+                                          [&](int32 group) { return sessrev::check_forwarding::is_revoked(group, id); }));
+    PG_RETURN_BOOL(session_revoked_here(id));
 }
 
 // session_is_live(revoked boolean, expires_at timestamptz, last_active_at

@@ -46,13 +46,15 @@ VALUES ($1, 'REVOKE_ALL_USER', $3,
 constexpr const char *user_cutoff =
     "SELECT sessrev.revoke_user_tokens_before($1, pg_catalog.now())";
 
+// updated_at from the row it would have inserted (now()): Citus refuses a
+// non-IMMUTABLE function in DO UPDATE SET of a reference table.
 // The statement's clock, not the transaction's start: logins that began
 // after the transaction did and committed before this are before it too.
 constexpr const char *global_cutoff = R"SQL(
 INSERT INTO sessrev.global_token_cutoff AS g (not_before) VALUES (pg_catalog.clock_timestamp())
 ON CONFLICT ON CONSTRAINT global_token_cutoff_pkey
 DO UPDATE SET not_before = GREATEST(g.not_before, excluded.not_before),
-              updated_at = pg_catalog.now()
+              updated_at = excluded.updated_at
 )SQL";
 constexpr const char *all_summary = R"SQL(
 INSERT INTO sessrev.session_audit_log (action, actor, details)

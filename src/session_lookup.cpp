@@ -5,6 +5,9 @@
 #include "settings.hpp"
 #include "trigger_arming.hpp"
 
+#include <cstdio>
+#include <initializer_list>
+
 extern "C" {
 #include "access/genam.h"
 #include "access/relscan.h"
@@ -19,6 +22,7 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -37,8 +41,22 @@ uint64 invalidations = 0;
 // rows change).
 bool forwarding = false;
 placement::Placement forwarding_placement;
+// The shard the reads of this check go to (at_shard).
+int current_shard = -1;
+// The shard maps read so far (TopMemoryContext), never freed: a caller's
+// copy of a layout may point into one after an invalidation made the next.
+// A map read again unchanged is the one kept, so only a change of Citus's
+// placements (a move, a new node) makes another.
+ShardMap kept_map;
 
 bool is_table_of(const Layout &l, Oid relid) {
+    if (OidIsValid(relid) && (relid == l.shards.jwt_denylist || relid == l.shards.global_cutoff)) return true;
+    // Distributed: the shards held here, whose triggers the cache relies on.
+    for (int i = 0; OidIsValid(relid) && i < l.shards.n; i++) {
+        const LocalShard &s = l.shards.local[i];
+        if (relid == s.sessions || relid == s.pending || relid == s.retired_tokens || relid == s.user_cutoffs)
+            return true;
+    }
     return relid == l.sessions || relid == l.jwt_denylist || relid == l.user_cutoffs ||
            relid == l.global_cutoff || relid == l.retired_tokens || (OidIsValid(l.pending) && relid == l.pending);
 }
@@ -67,6 +85,121 @@ bool may_be_sessrev_table(Oid relid) {
 }
 
 namespace {
+
+// The column numbers of the relations a layout reads (a shard's may differ
+// from its table's: Citus creates it without the dropped columns).
+void number_columns(Layout *l, Oid sessions, Oid pending, Oid retired_tokens, Oid user_cutoffs, Oid global_cutoff) {
+    l->id = get_attnum(sessions, "id");
+    l->token_hash = get_attnum(sessions, "token_hash");
+    l->revoked = get_attnum(sessions, "revoked");
+    l->expires_at = get_attnum(sessions, "expires_at");
+    l->last_active_at = get_attnum(sessions, "last_active_at");
+    l->user_id = get_attnum(sessions, "user_id");
+    l->metadata = get_attnum(sessions, "metadata");
+    l->created_at = get_attnum(sessions, "created_at");
+    if (OidIsValid(pending)) l->pending_not_before = get_attnum(pending, "not_before");
+    l->retired_session_id = get_attnum(retired_tokens, "session_id");
+    l->retired_at = get_attnum(retired_tokens, "retired_at");
+    l->user_not_before = get_attnum(user_cutoffs, "not_before");
+    l->global_not_before = get_attnum(global_cutoff, "not_before");
+}
+
+Oid shard_relid(const char *name, int64 shard, Oid schema) {
+    char relname[NAMEDATALEN * 2];
+    snprintf(relname, sizeof relname, "%s_" INT64_FORMAT, name, shard);
+    return get_relname_relid(relname, schema);
+}
+
+// The map as kept: the same one when it did not change.
+ShardMap keep(const ShardMap &map) {
+    const bool same = kept_map.n == map.n && kept_map.jwt_denylist == map.jwt_denylist &&
+                      kept_map.global_cutoff == map.global_cutoff &&
+                      memcmp(kept_map.ranges, map.ranges, map.n * sizeof(placement::ShardRange)) == 0 &&
+                      memcmp(kept_map.local, map.local, map.n * sizeof(LocalShard)) == 0;
+    if (same) return kept_map;
+    ShardMap copy = map;
+    placement::ShardRange *ranges =
+        static_cast<placement::ShardRange *>(MemoryContextAlloc(TopMemoryContext, map.n * sizeof *ranges));
+    LocalShard *local = static_cast<LocalShard *>(MemoryContextAlloc(TopMemoryContext, map.n * sizeof *local));
+    memcpy(ranges, map.ranges, map.n * sizeof *ranges);
+    memcpy(local, map.local, map.n * sizeof *local);
+    copy.ranges = ranges;
+    copy.local = local;
+    kept_map = copy;
+    return copy;
+}
+
+// The distributed layout's shards (sessrev.distribute()): the co-located
+// tables' ranges, and the relations of those held here; the reference
+// tables' shards held here in place of the tables. False when the metadata
+// or the relations are not as distribute() makes them.
+bool read_shards(Layout *l, Oid schema) {
+    // The user_token_cutoffs are distributed too, with the sessions.
+    const Oid tables[4] = {l->sessions, l->pending, l->retired_tokens, l->user_cutoffs};
+    placement::ShardRange *ranges[4];
+    int n = -1;
+    bool ok = true;
+    for (int t = 0; ok && t < 4; t++) {
+        const int count = placement::shard_ranges(tables[t], &ranges[t]);
+        if (count < 0 || (t > 0 && count != n)) ok = false;
+        n = count;
+        for (int i = 0; ok && t > 0 && i < n; i++)
+            if (ranges[t][i].min != ranges[0][i].min || ranges[t][i].max != ranges[0][i].max ||
+                ranges[t][i].group != ranges[0][i].group)
+                ok = false;
+    }
+    if (!ok) return false;
+    LocalShard *local = static_cast<LocalShard *>(palloc0(n * sizeof(LocalShard)));
+    const int32 here = l->placement.group;
+    int first_local = -1;
+    for (int i = 0; i < n; i++) {
+        if (ranges[0][i].group != here) continue;
+        LocalShard &s = local[i];
+        s.sessions = shard_relid("sessions", ranges[0][i].shard, schema);
+        s.token_index = shard_relid("sessions_token_hash_key", ranges[0][i].shard, schema);
+        s.id_index = shard_relid("sessions_pkey", ranges[0][i].shard, schema);
+        s.pending = shard_relid("pending_revocations", ranges[1][i].shard, schema);
+        s.pending_session_index = shard_relid("pending_revocations_session_idx", ranges[1][i].shard, schema);
+        s.pending_user_index = shard_relid("pending_revocations_user_idx", ranges[1][i].shard, schema);
+        s.retired_tokens = shard_relid("retired_tokens", ranges[2][i].shard, schema);
+        s.retired_tokens_pkey = shard_relid("retired_tokens_pkey", ranges[2][i].shard, schema);
+        s.user_cutoffs = shard_relid("user_token_cutoffs", ranges[3][i].shard, schema);
+        s.user_cutoffs_pkey = shard_relid("user_token_cutoffs_pkey", ranges[3][i].shard, schema);
+        for (Oid relid : {s.sessions, s.token_index, s.id_index, s.pending, s.pending_session_index,
+                          s.pending_user_index, s.retired_tokens, s.retired_tokens_pkey, s.user_cutoffs,
+                          s.user_cutoffs_pkey})
+            if (!OidIsValid(relid)) return false;
+        if (first_local < 0) first_local = i;
+    }
+    // The reference tables: read in their shards held here.
+    struct Reference {
+        Oid *table;
+        Oid *index;
+        const char *table_name;
+        const char *index_name;
+    };
+    const Reference references[] = {
+        {&l->jwt_denylist, &l->jwt_denylist_pkey, "jwt_denylist", "jwt_denylist_pkey"},
+        {&l->global_cutoff, &l->global_cutoff_pkey, "global_token_cutoff", "global_token_cutoff_pkey"},
+    };
+    const Oid jwt_denylist = l->jwt_denylist, global_cutoff = l->global_cutoff;
+    for (const Reference &r : references) {
+        bool placed_here;
+        const int64 shard = placement::reference_shard(*r.table, here, &placed_here);
+        if (shard == 0 || !placed_here) return false;
+        *r.table = shard_relid(r.table_name, shard, schema);
+        *r.index = shard_relid(r.index_name, shard, schema);
+        if (!OidIsValid(*r.table) || !OidIsValid(*r.index)) return false;
+    }
+    // A shard's columns are numbered as Citus created it.
+    if (first_local >= 0) {
+        const LocalShard &s = local[first_local];
+        number_columns(l, s.sessions, s.pending, s.retired_tokens, s.user_cutoffs, l->global_cutoff);
+    }
+    l->global_not_before = get_attnum(l->global_cutoff, "not_before");
+    l->shards = keep(ShardMap{n, ranges[0], local, jwt_denylist, global_cutoff});
+    return true;
+}
 
 // Reads the tables' place; with missing_ok, a missing one (an extension being
 // restored piece by piece) leaves sessions invalid instead of raising.
@@ -103,39 +236,94 @@ Layout read_layout(bool missing_ok) {
                         errmsg("relation sessrev.%s does not exist", r.name),
                         errhint("Is the sessrev extension installed in this database?")));
     }
-    fresh.id = get_attnum(fresh.sessions, "id");
-    fresh.token_hash = get_attnum(fresh.sessions, "token_hash");
-    fresh.revoked = get_attnum(fresh.sessions, "revoked");
-    fresh.expires_at = get_attnum(fresh.sessions, "expires_at");
-    fresh.last_active_at = get_attnum(fresh.sessions, "last_active_at");
-    fresh.user_id = get_attnum(fresh.sessions, "user_id");
-    fresh.metadata = get_attnum(fresh.sessions, "metadata");
-    fresh.created_at = get_attnum(fresh.sessions, "created_at");
     fresh.pending = get_relname_relid("pending_revocations", schema);
     if (OidIsValid(fresh.pending)) {
         fresh.pending_session_index = get_relname_relid("pending_revocations_session_idx", schema);
         fresh.pending_user_index = get_relname_relid("pending_revocations_user_idx", schema);
-        fresh.pending_not_before = get_attnum(fresh.pending, "not_before");
         if (!OidIsValid(fresh.pending_session_index) || !OidIsValid(fresh.pending_user_index)) {
             if (missing_ok) return Layout{};
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                             errmsg("the indexes of sessrev.pending_revocations do not exist")));
         }
     }
-    fresh.retired_session_id = get_attnum(fresh.retired_tokens, "session_id");
-    fresh.retired_at = get_attnum(fresh.retired_tokens, "retired_at");
-    fresh.user_not_before = get_attnum(fresh.user_cutoffs, "not_before");
-    fresh.global_not_before = get_attnum(fresh.global_cutoff, "not_before");
+    number_columns(&fresh, fresh.sessions, fresh.pending, fresh.retired_tokens, fresh.user_cutoffs,
+                   fresh.global_cutoff);
     const Oid read_directly[] = {fresh.sessions, fresh.jwt_denylist, fresh.user_cutoffs,
                                  fresh.global_cutoff, fresh.pending, fresh.retired_tokens};
-    fresh.placement = placement::judge(read_directly, lengthof(read_directly));
+    const char distributed_kinds[] = {'h', 'r', 'h', 'r', 'h', 'h'};
+    static_assert(lengthof(distributed_kinds) == lengthof(read_directly));
+    fresh.placement = placement::judge(read_directly, distributed_kinds, lengthof(read_directly));
+    if (fresh.placement.where == placement::Where::distributed && !read_shards(&fresh, schema)) {
+        if (missing_ok) return Layout{};
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("sessrev's shards are not where Citus's metadata says"),
+                        errdetail("sessrev's distributed tables must be co-located, with one active placement "
+                                  "of each shard, and this node must hold the shards that the metadata places "
+                                  "here and a placement of each reference table."),
+                        errhint("Distribute sessrev's tables with SELECT sessrev.distribute(); only.")));
+    }
     return fresh;
 }
 
 }  // namespace
 
+namespace {
+
+// The layout as the reads of this check see it: in the distributed layout,
+// with the co-located tables' shard for the range chosen (at_shard), or none.
+Layout at_current_shard(const Layout &l) {
+    if (l.placement.where != placement::Where::distributed) return l;
+    Layout p = l;
+    const LocalShard none;
+    const LocalShard &s = current_shard >= 0 && current_shard < l.shards.n ? l.shards.local[current_shard] : none;
+    p.sessions = s.sessions;
+    p.token_index = s.token_index;
+    p.id_index = s.id_index;
+    p.pending = s.pending;
+    p.pending_session_index = s.pending_session_index;
+    p.pending_user_index = s.pending_user_index;
+    p.retired_tokens = s.retired_tokens;
+    p.retired_tokens_pkey = s.retired_tokens_pkey;
+    p.user_cutoffs = s.user_cutoffs;
+    p.user_cutoffs_pkey = s.user_cutoffs_pkey;
+    return p;
+}
+
+}  // namespace
+
+void at_shard(int i) { current_shard = i; }
+
+int range_of(const ShardMap &map, int32 hash) {
+    int lo = 0, hi = map.n - 1;
+    while (lo <= hi) {
+        const int mid = (lo + hi) / 2;
+        if (hash < map.ranges[mid].min)
+            hi = mid - 1;
+        else if (hash > map.ranges[mid].max)
+            lo = mid + 1;
+        else
+            return mid;
+    }
+    return -1;
+}
+
+int range_of_shard(const ShardMap &map, Oid relid) {
+    for (int i = 0; i < map.n; i++) {
+        const LocalShard &s = map.local[i];
+        if (relid == s.sessions || relid == s.pending || relid == s.retired_tokens || relid == s.user_cutoffs) return i;
+    }
+    return -1;
+}
+
+bool distributed() {
+    if (OidIsValid(cached_layout.sessions)) return cached_layout.placement.where == placement::Where::distributed;
+    Layout tables;
+    return find_tables(&tables) && tables.placement.where == placement::Where::distributed &&
+           layout().placement.where == placement::Where::distributed;
+}
+
 Layout layout() {
-    if (OidIsValid(cached_layout.sessions)) return cached_layout;
+    if (OidIsValid(cached_layout.sessions)) return at_current_shard(cached_layout);
     // Reading the catalogs may process invalidations: read again if one came.
     for (;;) {
         const uint64 before = invalidations;
@@ -145,12 +333,12 @@ Layout layout() {
         if (invalidations == before) {
             // A refusing layout is never cached: each call judges again, and
             // the fast path above stays one test.
-            if (fresh.placement.where != placement::Where::here) {
+            if (!placement::serves(fresh.placement)) {
                 if (!placement::in_sessrev_script()) placement::refuse(fresh.placement);
                 return fresh;
             }
             cached_layout = fresh;
-            return fresh;
+            return at_current_shard(fresh);
         }
     }
 }

@@ -15,6 +15,34 @@ namespace sessrev::lookup {
 // Which unique index a lookup goes through.
 enum class Key { token_hash, session_id };
 
+// The shard of the co-located tables (sessions, pending_revocations,
+// retired_tokens, user_token_cutoffs) for one range of hash values, where
+// this node holds it; sessions is invalid where another node does.
+struct LocalShard {
+    Oid sessions = InvalidOid;
+    Oid token_index = InvalidOid;
+    Oid id_index = InvalidOid;
+    Oid pending = InvalidOid;
+    Oid pending_session_index = InvalidOid;
+    Oid pending_user_index = InvalidOid;
+    Oid retired_tokens = InvalidOid;
+    Oid retired_tokens_pkey = InvalidOid;
+    Oid user_cutoffs = InvalidOid;
+    Oid user_cutoffs_pkey = InvalidOid;
+};
+
+// In the distributed layout (sessrev.distribute()): the ranges of the user
+// id's hash values, which node holds each, and the shards held here
+// (TopMemoryContext, replaced at each new layout).
+struct ShardMap {
+    int n = 0;
+    const placement::ShardRange *ranges = nullptr;
+    const LocalShard *local = nullptr;
+    // The reference tables themselves (the layout names their shards).
+    Oid jwt_denylist = InvalidOid;
+    Oid global_cutoff = InvalidOid;
+};
+
 // Where sessrev's tables are and how the session rows are laid out, resolved by
 // name once per backend and again after any relcache invalidation of them.
 struct Layout {
@@ -53,6 +81,11 @@ struct Layout {
     bool armed = false;
     // Whether this node's tables hold the rows (citus_placement.hpp).
     placement::Placement placement;
+    // The distributed layout's shards; the tables above are then the Citus
+    // tables themselves, whose rows are in the shards, except the reference
+    // tables' (jwt_denylist, global_token_cutoff), which are the shards held
+    // here, as layout() hands them out.
+    ShardMap shards;
 };
 
 // The layout, by value: opening a relation can run invalidation callbacks that
@@ -60,6 +93,20 @@ struct Layout {
 // or if this node's tables do not hold sessrev's rows (citus_placement.hpp;
 // except in sessrev's own extension script, which Citus runs on every node).
 Layout layout();
+
+// In the distributed layout, the reads that follow go to the shard of the
+// co-located tables for the range i (held here); -1: to none, so that a read
+// that did not choose a shard fails instead of reading an empty Citus table.
+// Each check chooses its shard before its first read.
+void at_shard(int i);
+// The range of hash value hash in map.
+int range_of(const ShardMap &map, int32 hash);
+// Whether this node holds the shards of range i.
+inline bool held_here(const ShardMap &map, int i) { return OidIsValid(map.local[i].sessions); }
+// The range whose shard relid is (any of the co-located tables' shards), or -1.
+int range_of_shard(const ShardMap &map, Oid relid);
+// Whether this node answers for the shards it holds (sessrev.distribute()).
+bool distributed();
 
 void register_callbacks();
 

@@ -1,6 +1,7 @@
 #include "table_guard.hpp"
 
 #include "citus_placement.hpp"
+#include "shard_routing.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
@@ -10,6 +11,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -43,11 +45,23 @@ bool names_sessrev_relation(const List *rtable) {
     return false;
 }
 
+// Whether the statement writes sessrev.session_audit_log.
+bool writes_audit_log(const PlannedStmt *statement) {
+    const ListCell *cell;
+    foreach (cell, statement->resultRelations) {
+        const RangeTblEntry *rte = rt_fetch(lfirst_int(cell), statement->rtable);
+        const char *name = get_rel_name(rte->relid);
+        if (get_rel_namespace(rte->relid) == schema && name != nullptr && strcmp(name, "session_audit_log") == 0)
+            return true;
+    }
+    return false;
+}
+
 void on_executor_start(QueryDesc *query, int eflags) {
     // A backend that serves checks here (the coordinator, a single server)
     // pays one test; sessrev's own script runs on every node.
     if (!lookup::serving() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && !IsBinaryUpgrade &&
-        !placement::in_sessrev_script() &&
+        !placement::in_sessrev_script() && !placement::distributing() &&
         names_sessrev_relation(query->plannedstmt->rtable)) {
         // An extension restored piece by piece has tables missing: nothing
         // to judge yet (and nothing served from them).
@@ -57,6 +71,22 @@ void on_executor_start(QueryDesc *query, int eflags) {
             // Cached as the checks cache it: the next statement pays one test.
             (void)lookup::layout();
         }
+    }
+    placement::refuse_conversions(query->plannedstmt);
+    // Distributed: a transaction that changes sessrev's tables through Citus
+    // must not then ask another node about them (shard_routing.hpp).
+    if (lookup::serving() && query->operation != CMD_SELECT && lookup::distributed() &&
+        names_sessrev_relation(query->plannedstmt->rtable)) {
+        routing::note_write();
+        // Every write of sessrev's functions records itself in the audit
+        // log, which is the coordinator's alone: made elsewhere, its rows
+        // would be where no one reads them, under ids of their own.
+        if (lookup::layout().placement.group != 0 && writes_audit_log(query->plannedstmt))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("sessrev's writes are made on the coordinator"),
+                            errdetail("sessrev's sessions are distributed; its audit log is the coordinator's."),
+                            errhint("Call create_session, the revocations, rotate_token and extend_session "
+                                    "on the coordinator; checks answer on every node.")));
     }
     if (previous_hook)
         previous_hook(query, eflags);

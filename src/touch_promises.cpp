@@ -14,10 +14,12 @@ extern "C" {
 
 namespace sessrev::touch_promises {
 
-void forget(const pg_uuid_t &session_id, const bytea *token_hash) {
-    if (!cache::enabled()) return;
-    // The same two keys an update of the row invalidates (cache_invalidation.cpp).
-    cache::Key key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
+namespace {
+
+// The two keys of the session in the cache of relation sessions: the same
+// two an update of the row invalidates (cache_invalidation.cpp).
+void forget_in(Oid sessions, const pg_uuid_t &session_id, const bytea *token_hash) {
+    cache::Key key{MyDatabaseId, sessions, cache::Kind::token_hash, {}};
     memcpy(key.bytes, VARDATA_ANY(token_hash),
            Min(VARSIZE_ANY_EXHDR(token_hash), static_cast<Size>(sizeof key.bytes)));
     cache::invalidate_bucket(cache::bucket_of(key));
@@ -25,6 +27,21 @@ void forget(const pg_uuid_t &session_id, const bytea *token_hash) {
     memset(key.bytes, 0, sizeof key.bytes);
     memcpy(key.bytes, session_id.data, UUID_LEN);
     cache::invalidate_bucket(cache::bucket_of(key));
+}
+
+}  // namespace
+
+void forget(const pg_uuid_t &session_id, const bytea *token_hash) {
+    if (!cache::enabled()) return;
+    if (!lookup::distributed()) {
+        forget_in(lookup::layout().sessions, session_id, token_hash);
+        return;
+    }
+    // Distributed: the cache keys the session by its shard's relation; it is
+    // in one of those held here, if in any.
+    const lookup::ShardMap map = lookup::layout().shards;
+    for (int i = 0; i < map.n; i++)
+        if (lookup::held_here(map, i)) forget_in(map.local[i].sessions, session_id, token_hash);
 }
 
 void forget(const pg_uuid_t *session_ids, std::size_t count) {

@@ -1,5 +1,7 @@
 #include "trigger_arming.hpp"
 
+#include "citus_placement.hpp"
+
 #include "cache.hpp"
 #include "jwt_cache.hpp"
 #include "session_lookup.hpp"
@@ -21,6 +23,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
 
@@ -63,6 +66,9 @@ bool created_by_sessrev_here(Oid relation) {
     const bool created = rel->rd_createSubid != InvalidSubTransactionId;
     RelationClose(rel);
     if (!created) return false;
+    // A shard that Citus made in this transaction (sessrev.distribute(), a
+    // move, a new node) with its triggers, as sessrev's script makes a table.
+    if (placement::names_a_shard(relation)) return true;
     const Oid sessrev = get_extension_oid("sessrev", true);
     return OidIsValid(sessrev) && getExtensionOfObject(RelationRelationId, relation) == sessrev &&
            extension_written_here(sessrev);
@@ -178,7 +184,52 @@ void on_transaction_end(XactEvent event, void *) {
 
 }  // namespace
 
+namespace {
+
+// Citus names a shard's trigger as the shard: <trigger>_<shard id>.
+bool check_shard_trigger(Relation pg_trigger, Oid shard, const char *table, const char *trigger, State *state) {
+    const char *relname = get_rel_name(shard);
+    const std::size_t n = strlen(table);
+    if (relname == nullptr || strncmp(relname, table, n) != 0) return false;
+    char name[NAMEDATALEN * 2];
+    snprintf(name, sizeof name, "%s%s", trigger, relname + n);
+    return check_trigger(pg_trigger, shard, name, state);
+}
+
+}  // namespace
+
 State scan(const lookup::Layout &l) {
+    State state{true, false};
+    Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
+    if (l.placement.where == placement::Where::distributed) {
+        // Distributed: the triggers of the shards held here, which fire on
+        // every change to their rows (Citus copies them with their state).
+        const Watched references[] = {
+            {l.jwt_denylist, "jwt_denylist_cache"},
+            {l.jwt_denylist, "jwt_denylist_cache_truncate"},
+            {l.global_cutoff, "global_token_cutoff_cache"},
+            {l.global_cutoff, "global_token_cutoff_cache_truncate"},
+        };
+        for (const Watched &w : references) {
+            const char *table = w.relation == l.jwt_denylist ? "jwt_denylist" : "global_token_cutoff";
+            if (!check_shard_trigger(pg_trigger, w.relation, table, w.trigger, &state)) state.armed = false;
+        }
+        for (int i = 0; i < l.shards.n; i++) {
+            if (!lookup::held_here(l.shards, i)) continue;
+            const lookup::LocalShard &s = l.shards.local[i];
+            if (!check_shard_trigger(pg_trigger, s.sessions, "sessions", "sessions_cache_invalidation", &state) ||
+                !check_shard_trigger(pg_trigger, s.sessions, "sessions", "sessions_cache_flush", &state) ||
+                !check_shard_trigger(pg_trigger, s.user_cutoffs, "user_token_cutoffs", "user_token_cutoffs_cache",
+                                     &state) ||
+                !check_shard_trigger(pg_trigger, s.user_cutoffs, "user_token_cutoffs",
+                                     "user_token_cutoffs_cache_truncate", &state) ||
+                !check_shard_trigger(pg_trigger, s.pending, "pending_revocations", "pending_revocations_cache",
+                                     &state))
+                state.armed = false;
+        }
+        table_close(pg_trigger, AccessShareLock);
+        return state;
+    }
     const Watched watched[] = {
         {l.sessions, "sessions_cache_invalidation"},
         {l.sessions, "sessions_cache_flush"},
@@ -189,8 +240,6 @@ State scan(const lookup::Layout &l) {
         {l.global_cutoff, "global_token_cutoff_cache"},
         {l.global_cutoff, "global_token_cutoff_cache_truncate"},
     };
-    State state{true, false};
-    Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
     for (const Watched &w : watched)
         if (!check_trigger(pg_trigger, w.relation, w.trigger, &state)) state.armed = false;
     // SQL 1.5's revocations recorded apart.

@@ -12,6 +12,8 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
+#include "citus_placement.hpp"
+#include "shard_routing.hpp"
 #include "compat.hpp"
 #include "current_session.hpp"
 #include "pending_revocations.hpp"
@@ -96,6 +98,12 @@ bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
     sessrev::token::Hash reported;
     memcpy(reported.data(), hash->data, reported.size());
     if (sessrev::reuse_reports::push(reported) || XactReadOnly || RecoveryInProgress()) return false;
+    // Distributed, on a node other than the coordinator, no worker took it:
+    // the coordinator revokes (its audit log is the coordinator's).
+    if (lookup::distributed() && lookup::layout().placement.group != 0) {
+        sessrev::check_forwarding::report_reuse(&reported, 1);
+        return false;
+    }
     const Oid types[1] = {BYTEAOID};
     const NullableDatum args[1] = {{PointerGetDatum(hash), false}};
     bool result_null;
@@ -161,6 +169,9 @@ enum class Touched { queued, written, skipped, gone };
 Touched touch(const pg_uuid_t &session_id, TimestampTz threshold) {
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
     if (sessrev::touch_queue::push({session_id, now, threshold})) return Touched::queued;
+    // Distributed, a touch is written by this node's worker into the shard
+    // held here (touch_writer.hpp); without a worker it is skipped.
+    if (lookup::distributed()) return Touched::skipped;
     // No worker serves this database (or its queue is full): touch here,
     // without waiting for anyone (sessrev.touch_session).
     const Oid types[3] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
@@ -390,6 +401,12 @@ SESSREV_FUNCTION(warm_session_cache) {
         PG_RETURN_VOID();
     const text *token = PG_GETARG_TEXT_PP(0);
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
+    // Distributed: only a session whose shard is held here.
+    const sessrev::routing::Route route = sessrev::routing::of_token(VARDATA_ANY(token), length);
+    if (route.goes == sessrev::routing::Goes::local)
+        lookup::at_shard(route.range);
+    else if (route.goes != sessrev::routing::Goes::here)
+        PG_RETURN_VOID();
     Warm &w = warm[warm_count];
     w.key = cache::Key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
     w.place = cache::place_of(w.key, VARDATA_ANY(token), length);
@@ -410,6 +427,21 @@ SESSREV_FUNCTION(warm_session_cache) {
 
 namespace {
 
+bool validate_here(const text *token, std::size_t length, Validated *found);
+
+// The answer of the node of group (forwarded).
+bool validate_at(int32 group, const text *token, Validated *found) {
+    text *user_id;
+    varlena *metadata;
+    if (!sessrev::check_forwarding::validate(group, token, &found->profile, &user_id, &metadata)) return false;
+    found->user_id = VARDATA_ANY(user_id);
+    found->user_id_length = VARSIZE_ANY_EXHDR(user_id);
+    found->metadata = VARDATA_ANY(metadata);
+    found->metadata_length = VARSIZE_ANY_EXHDR(metadata);
+    sessrev::current_session::remember(found->profile.session_id, found->user_id, found->user_id_length);
+    return true;
+}
+
 // validate_session's work, whatever shape its answer takes: true, with
 // *found, when the token stands for a live session, which then becomes the
 // transaction's current one.
@@ -420,18 +452,38 @@ bool validate(FunctionCallInfo fcinfo, Validated *found) {
     const text *token = PG_GETARG_TEXT_PP(0);
     const std::size_t length = VARSIZE_ANY_EXHDR(token);
     if (length == 0) return false;
-    if (sessrev::check_forwarding::applies()) {
-        text *user_id;
-        varlena *metadata;
-        if (!sessrev::check_forwarding::validate(token, &found->profile, &user_id, &metadata)) return false;
-        found->user_id = VARDATA_ANY(user_id);
-        found->user_id_length = VARSIZE_ANY_EXHDR(user_id);
-        found->metadata = VARDATA_ANY(metadata);
-        found->metadata_length = VARSIZE_ANY_EXHDR(metadata);
-        sessrev::current_session::remember(found->profile.session_id, found->user_id, found->user_id_length);
-        return true;
+    if (sessrev::check_forwarding::applies()) return validate_at(0, token, found);
+    using sessrev::routing::Goes;
+    const sessrev::routing::Route route = sessrev::routing::of_token(VARDATA_ANY(token), length);
+    switch (route.goes) {
+        case Goes::here: break;
+        case Goes::local: lookup::at_shard(route.range); break;
+        case Goes::remote:
+            sessrev::routing::refuse_remote_if_unsafe();
+            return validate_at(route.group, token, found);
+        case Goes::everywhere: {
+            const lookup::Layout l = lookup::layout();
+            for (int i = 0; i < l.shards.n; i++) {
+                if (!lookup::held_here(l.shards, i)) continue;
+                lookup::at_shard(i);
+                if (validate_here(token, length, found)) return true;
+            }
+            lookup::at_shard(-1);
+            if (sessrev::placement::in_forwarded_check()) return false;
+            int32 groups[64];
+            const int n = sessrev::routing::other_groups(groups, lengthof(groups));
+            if (n > 0) sessrev::routing::refuse_remote_if_unsafe();
+            for (int i = 0; i < n; i++)
+                if (validate_at(groups[i], token, found)) return true;
+            return false;
+        }
     }
+    return validate_here(token, length, found);
+}
 
+// The token's session read here: from the cache, or the table (in the
+// distributed layout, the shard at_shard chose).
+bool validate_here(const text *token, std::size_t length, Validated *found) {
     // The token's cache set is fetched from memory while its SHA-256 is computed.
     cache::Key key{MyDatabaseId, lookup::layout().sessions, cache::Kind::token_hash, {}};
     const bool usable = session_cache::enabled() && sessrev::invalidation::cache_usable();
@@ -442,6 +494,7 @@ bool validate(FunctionCallInfo fcinfo, Validated *found) {
     }
     const sessrev::token::Hash hash = sessrev::token::sha256({VARDATA_ANY(token), length});
     memcpy(key.bytes, hash.data(), hash.size());
+    if (sessrev::routing::prepared_change(key)) return false;
 
     Profile &profile = found->profile;
     cache::FillTicket ticket{};

@@ -1,6 +1,9 @@
 #include "worker.hpp"
 
+#include "check_forwarding.hpp"
+
 #include "boundary.hpp"
+#include "check_forwarding.hpp"
 #include "cleanup.hpp"
 #include "compat.hpp"
 #include "reuse_reports.hpp"
@@ -170,6 +173,18 @@ void revoke_reused() {
             touch_forwarding::send_reuse_reports(hashes, n);
             return;
         }
+        // Distributed, on a node other than the coordinator: its revocations
+        // are made there (their audit log is the coordinator's).
+        bool sent = false;
+        in_transaction("sessrev: sending reused tokens to the coordinator", [&] {
+            lookup::Layout tables;
+            if (!OidIsValid(get_extension_oid("sessrev", true)) || !lookup::find_tables(&tables) ||
+                tables.placement.where != placement::Where::distributed || tables.placement.group == 0)
+                return;
+            sent = true;
+            check_forwarding::report_reuse(hashes, n);
+        });
+        if (sent) return;
         for (std::size_t i = 0; i < n; i++)
             in_transaction("sessrev: revoking a reused token's session", [&] {
                 if (!OidIsValid(get_extension_oid("sessrev", true))) return;
@@ -217,13 +232,16 @@ int64 run_cleanup(bool *reported_missing) {
     bool here = true;
     bool locked = false;
     cleanup::Cutoffs cutoffs{};
+    static cleanup::Step steps[cleanup::max_steps];
+    int step_count = 0;
     in_transaction("sessrev: checking for the extension", [&] {
         installed = OidIsValid(get_extension_oid("sessrev", true));
         if (!installed) return;
         // A Citus worker's copies of the tables are empty, and a Citus
         // table's rows are in its shards: nothing here to clean.
         lookup::Layout tables;
-        here = !lookup::find_tables(&tables) || tables.placement.where == placement::Where::here;
+        here = !lookup::find_tables(&tables) || tables.placement.where == placement::Where::here ||
+               tables.placement.where == placement::Where::distributed;
         if (!here) return;
         locked = cleanup::try_lock(true);
         Datum week = DirectFunctionCall3(interval_in, CStringGetDatum("7 days"),
@@ -231,6 +249,8 @@ int64 run_cleanup(bool *reported_missing) {
         Datum month = DirectFunctionCall3(interval_in, CStringGetDatum("30 days"),
                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
         cutoffs = cleanup::cutoffs(week, month);
+        // Distributed: this node's shards (sessrev.distribute()).
+        if (locked) step_count = cleanup::steps(steps, cleanup::max_steps);
     });
     if (!installed) {
         if (!*reported_missing)
@@ -252,8 +272,9 @@ int64 run_cleanup(bool *reported_missing) {
     }
 
     cleanup::Counts counts;
-    for (cleanup::Target target : cleanup::targets) {
-        cleanup::Walk walk(target, cutoffs.of(target));
+    for (int i = 0; i < step_count; i++) {
+        const cleanup::Target target = steps[i].target;
+        cleanup::Walk walk(steps[i], cutoffs.of(target));
         while (!walk.done()) {
             in_transaction("sessrev: cleanup batch", [&] { counts.of(target) += walk.next_batch(); });
             // Requests' touches do not wait for a long cleanup.
@@ -262,7 +283,7 @@ int64 run_cleanup(bool *reported_missing) {
         }
     }
     in_transaction("sessrev: cleanup done", [&] {
-        cleanup::apply_pending();
+        if (cleanup::folds_pending()) cleanup::apply_pending();
         cleanup::write_audit(counts, worker_name);
         cleanup::unlock_session_level();
     });

@@ -81,7 +81,8 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                   FROM pg_proc p WHERE p.pronamespace = 'sessrev'::regnamespace
                    AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
                  ORDER BY 1),
-          ARRAY['cache_reset()',
+          ARRAY['allow_shards()',
+                'cache_reset()',
                 'cache_stats()',
                 'cleanup_expired_sessions(expired_retention interval, revoked_retention interval)',
                 'current_session_id()',
@@ -105,6 +106,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'session_cache_stats()',
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',
                 'session_revoked_apart(session_id uuid, created_at timestamp with time zone)',
+                'session_token(user_id text)',
                 'sessions_changed()',
                 'sessions_final_state()',
                 'touch_queue_waiting()',

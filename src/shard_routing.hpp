@@ -1,0 +1,65 @@
+// Which node answers a check in the distributed layout (sessrev.distribute()).
+//
+// Sessions, pending revocations, retired tokens and JWT cut-offs are
+// distributed by user id, co-located: every row of a user is in the shard of
+// the user id's hash (as Citus hashes it). A token made once the tables are
+// distributed carries that hash in front ("<8 hex digits>.<random>"), so that
+// any node finds the shard of a token without reading anything; the node
+// holding the shard answers from its own cache. A token made before carries
+// none: each node holding shards is asked. A forged hash leads to a shard
+// where the token's hash is not: the token is answered revoked.
+#pragma once
+
+#include "cache.hpp"
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace sessrev::routing {
+
+enum class Goes : uint8 {
+    here,        // not the distributed layout: as on a single server
+    local,       // the shard of range is held here
+    remote,      // the node of group holds it
+    everywhere,  // no hint: every node holding shards
+};
+
+struct Route {
+    Goes goes;
+    int range;
+    int32 group;
+};
+
+// Where the session of token is.
+Route of_token(const char *token, std::size_t length);
+// Where the rows of user_id (text) are.
+Route of_user(Datum user_id);
+
+// A check without a shard to go to (a session id): every node holding shards.
+Route everywhere();
+
+// The hash of user_id, as Citus hashes the distribution column.
+int32 user_hash(Datum user_id);
+
+// The groups other than this node's holding shards (at most max, distinct);
+// their count.
+int other_groups(int32 *groups, int max);
+
+// Refuses (55000) a check that would have to ask another node where the
+// answer would be wrong: in a transaction that changed sessrev's tables
+// (another connection would not see those changes), or one forwarded here
+// twice (placement::forwarded_again). A check in a statement Citus sent here from
+// another node's transaction is refused by the routing itself.
+void refuse_remote_if_unsafe();
+
+// Distributed: whether a prepared transaction not yet ended changed key's
+// bucket here (in_doubt::prepared_in): the check then answers revoked. A
+// revocation's two-phase commit may be decided, and told to its client,
+// before this node's part commits. One test where not distributed.
+bool prepared_change(const cache::Key &key);
+
+// This transaction changed one of sessrev's tables (table_guard.hpp).
+void note_write();
+
+}  // namespace sessrev::routing

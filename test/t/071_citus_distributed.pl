@@ -1,0 +1,375 @@
+# sessrev's tables distributed over a Citus cluster (sessrev.distribute(): a
+# coordinator and two workers, then a third, sessrev preloaded after citus):
+#  - distribute() makes the sessions, pending revocations, retired tokens and
+#    JWT cut-offs co-located distributed tables and the JWT denylist and the
+#    global cut-off reference tables; it runs once, on the coordinator;
+#  - sessions made before it keep answering on every node (their tokens carry
+#    no shard: every node holding shards is asked); new tokens carry their
+#    shard, and the node holding it answers from its own cache;
+#  - every function works through the coordinator; every revocation path is
+#    refused by the next check on every node, also a revocation recorded
+#    apart while another transaction holds the row: 0 stale answers over more
+#    than 10,000 checks made while revocations commit;
+#  - each node cleans and touches the shards it holds;
+#  - a check that cannot be answered right is refused (55000): in a
+#    statement Citus sent to a worker, or after the transaction's own writes
+#    when another node holds the session;
+#  - a node added later answers once it holds the reference tables; a shard
+#    moved while checks run is answered right before, during and after.
+# Run by test/run with Citus built (test/citus/build): SESSREV_CITUS=required
+# makes a missing Citus a failure instead of a skip.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use Sessrev::Checks;
+
+my $pkglib = `pg_config --pkglibdir`;
+chomp $pkglib;
+if (!-f "$pkglib/citus.so") {
+	BAIL_OUT("Citus is not installed ($pkglib/citus.so): test/citus/build")
+	  if ($ENV{SESSREV_CITUS} // '') eq 'required';
+	plan skip_all => 'Citus is not installed (test/citus/build installs it)';
+}
+
+sub new_node {
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 'logical');
+	$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'citus,sessrev'
+max_prepared_transactions = 20
+max_connections = 60
+sessrev.cleanup_interval = 0
+sessrev.database = 'postgres'
+sessrev.touch_interval = '1s'
+sessrev.reuse_interval = 1
+});
+	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+	return $node;
+}
+
+my $coordinator = new_node('coordinator');
+my @workers = map { new_node("worker$_") } 1 .. 2;
+my @nodes = ($coordinator, @workers);
+sub on_coordinator { return $coordinator->safe_psql('postgres', $_[0]); }
+sub add_node {
+	my ($node) = @_;
+	on_coordinator(sprintf(q{SELECT citus_add_node('%s', %d)}, $node->host, $node->port));
+}
+on_coordinator(sprintf(q{SELECT citus_set_coordinator_host('%s', %d)}, $coordinator->host, $coordinator->port));
+add_node($_) for @workers;
+on_coordinator('CREATE EXTENSION sessrev');
+
+# The port of the node holding the shard of user's sessions.
+sub port_of {
+	my ($user) = @_;
+	return on_coordinator(qq{SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
+		WHERE p.shardid = get_shard_id_for_distribution_column('sessrev.sessions', '$user')});
+}
+
+sub session {
+	my ($user) = @_;
+	return split /\|/, on_coordinator(qq{SELECT session_id || '|' || token FROM sessrev.create_session('$user')});
+}
+# The sessions of 20 users made before the distribution.
+my @before = map { [ $_, session($_) ] } map { "early$_" } 1 .. 20;
+sub count_live {
+	my ($node, @tokens) = @_;
+	return $node->safe_psql('postgres', sprintf(q{SELECT count(*) FILTER (WHERE NOT sessrev.is_revoked(t))
+		FROM unnest(ARRAY[%s]::text[]) t}, join(',', map { "'$_'" } @tokens)));
+}
+
+# A revocation recorded apart before the distribution: it must follow the
+# session into its shard. Recorded in distribute()'s own transaction, so that
+# the worker cannot fold it into the row first.
+my (undef, $p_id, $p_tok) = ('pending-early', session('pending-early'));
+
+# --- sessrev.distribute() --------------------------------------------------------
+my ($ret, $out, $err) = $workers[0]->psql('postgres', 'SELECT sessrev.distribute()');
+like($err, qr/runs on the coordinator/, 'distribute() is refused on a worker');
+($ret, $out, $err) = $coordinator->psql('postgres', q{SET citus.enable_unsafe_triggers = on;
+	SELECT create_reference_table('sessrev.jwt_denylist')});
+like($err, qr/cannot become a Citus table/, 'a sessrev table is not made a Citus table but by distribute()');
+on_coordinator(qq{BEGIN;
+	INSERT INTO sessrev.pending_revocations (session_id, reason, actor) VALUES ('$p_id', 'recorded apart', 'test');
+	SELECT sessrev.distribute(4);
+	COMMIT});
+is(on_coordinator(q{SELECT string_agg(logicalrelid::text || ':' || partmethod::text, ' ' ORDER BY logicalrelid::text)
+	FROM pg_dist_partition WHERE logicalrelid::text LIKE 'sessrev.%'}),
+	'sessrev.global_token_cutoff:n sessrev.jwt_denylist:n sessrev.pending_revocations:h sessrev.retired_tokens:h '
+	  . 'sessrev.sessions:h sessrev.user_token_cutoffs:h',
+	'distribute(): four distributed tables and two reference tables');
+is(on_coordinator(q{SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+	WHERE logicalrelid IN ('sessrev.sessions'::regclass, 'sessrev.pending_revocations'::regclass,
+	                       'sessrev.retired_tokens'::regclass, 'sessrev.user_token_cutoffs'::regclass)}), '1',
+	'the distributed ones are co-located');
+is(on_coordinator(q{SELECT count(DISTINCT n.nodeport) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+	JOIN pg_dist_node n ON n.groupid = p.groupid WHERE s.logicalrelid = 'sessrev.sessions'::regclass}),
+	'2', 'the sessions are spread over both workers');
+($ret, $out, $err) = $coordinator->psql('postgres', 'SELECT sessrev.distribute()');
+like($err, qr/already distributed/, 'distribute() runs once');
+is(on_coordinator('SELECT count(*) FROM pg_prepared_xacts'), '0', 'no prepared transaction is left behind');
+
+# Still recorded apart in the user's shard, or already folded into the row by
+# the worker (which takes the reason from it): either way it survived.
+is(on_coordinator(qq{SELECT coalesce((SELECT reason FROM sessrev.pending_revocations WHERE session_id = '$p_id'
+	AND user_id = 'pending-early'), (SELECT revoked_reason FROM sessrev.sessions WHERE id = '$p_id'))}),
+	'recorded apart', "a revocation recorded apart moves into its user's shard with the session");
+is(count_live($_, $p_tok), '0', 'and still refuses the session on ' . $_->name) for @nodes;
+
+my @early_tokens = map { $_->[2] } @before;
+is(count_live($_, @early_tokens), '20', 'the sessions made before answer live on node ' . $_->name) for @nodes;
+is($workers[1]->safe_psql('postgres', qq{SELECT user_id FROM sessrev.validate_session('$before[0][2]')}), 'early1',
+	'validate_session of a session made before, on a worker');
+
+# --- New sessions: routed to their shard, answered from its node's cache ----------
+my ($n_id, $n_tok) = session('newcomer');
+like($n_tok, qr/^[0-9a-f]{8}\.[A-Za-z0-9_-]{43}$/, "a new token carries its shard's hash");
+is(count_live($_, $n_tok), '1', 'a new session is live on node ' . $_->name) for @nodes;
+my $holder_port = port_of('newcomer');
+my ($holder) = grep { $_->port == $holder_port } @workers;
+# The cache serves once the transactions older than its first check ended.
+my $from_cache = 0;
+for (1 .. 100) {
+	my $hits = cache_hits($holder);
+	count_live($holder, ($n_tok) x 20);
+	$from_cache = 1, last if cache_hits($holder) > $hits;
+	select(undef, undef, undef, 0.1);
+}
+ok($from_cache, 'the node holding the shard answers from its cache');
+is(cache_hits($coordinator), '0', 'the coordinator holds no session: it asks the node that does');
+my ($forged) = $n_tok =~ /^[0-9a-f]{8}(\..*)$/;
+is(count_live($_, "00000000$forged", "ffffffff$forged"), '0',
+	'a token whose shard prefix was changed (another token, routed to another shard) is refused, not an error, on '
+	  . $_->name) for @nodes;
+
+# --- Every function through the coordinator --------------------------------------
+is(on_coordinator(qq{SELECT user_id FROM sessrev.validate_session('$n_tok')}), 'newcomer', 'validate_session');
+is(on_coordinator(qq{SELECT (sessrev.validate_session_record('$n_tok')).user_id}), 'newcomer', 'validate_session_record');
+is(on_coordinator(qq{SELECT sessrev.is_revoked('$n_id'::uuid)}), 'f', 'is_revoked(session id)');
+my (undef, $n2_tok) = session('newcomer');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.user_sessions('newcomer')}), '2', 'user_sessions');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.active_sessions WHERE user_id = 'newcomer'}), '2', 'active_sessions');
+is(on_coordinator(qq{BEGIN; SELECT FROM sessrev.validate_session('$n_tok'); SELECT count(*) FROM sessrev.my_sessions(); COMMIT}),
+	'2', 'my_sessions after validate_session');
+my $rotated = on_coordinator(qq{SELECT token FROM sessrev.rotate_token('$n2_tok')});
+like($rotated, qr/^[0-9a-f]{8}\./, 'rotate_token: the new token carries the shard too');
+is(count_live($_, $rotated), '1', 'rotate_token: the new token is live on ' . $_->name) for @nodes;
+is(on_coordinator(qq{SELECT count(*) FROM sessrev.retired_tokens WHERE user_id = 'newcomer'}), '1',
+	'rotate_token: the old token is retired in the user\'s shard');
+is(on_coordinator(qq{SELECT sessrev.extend_session('$n_id', interval '2 hours') > now()}), 't', 'extend_session');
+is(on_coordinator(q{SELECT sessrev.jwt_issued_at('newcomer') > 0}), 't', 'jwt_issued_at');
+is(on_coordinator(qq{BEGIN; SELECT FROM sessrev.validate_session('$n_tok'); SELECT sessrev.revoke_my_other_sessions(); COMMIT}),
+	'1', 'revoke_my_other_sessions');
+is(count_live($_, $rotated), '0', 'the other device is signed out on ' . $_->name) for @nodes;
+is(count_live($_, $n_tok), '1', 'the current one is not, on ' . $_->name) for @nodes;
+is(on_coordinator(q{SELECT sessions_unexpired FROM sessrev.metrics()}) > 0, 1, 'metrics');
+
+# A touch due is written by the worker of the node holding the session.
+on_coordinator(qq{UPDATE sessrev.sessions SET last_active_at = '2000-01-01' WHERE id = '$n_id'});
+is(on_coordinator(qq{SELECT count(*) FROM sessrev.validate_session('$n_tok')}), '1', 'validate_session with a touch due');
+ok($coordinator->poll_query_until('postgres', qq{SELECT last_active_at > now() - interval '1 minute'
+	FROM sessrev.sessions WHERE id = '$n_id'}), 'the touch is written into the shard by its node');
+
+# --- Every revocation path, each refused by the next check on every node ----------
+my @checkers = map { $_->background_psql('postgres') } @nodes;
+for my $how ('revoke_session', 'revoke_token', 'revoke_user_sessions', 'UPDATE revoked', 'UPDATE expires_at',
+	'DELETE', 'revoke_jwt', 'revoke_user_tokens_before')
+{
+	for my $era ('new', 'early') {
+		my $user = "u-$how-$era";
+		$user =~ s/\W/_/g;
+		my ($id, $token);
+		if ($era eq 'new') {
+			($id, $token) = session($user);
+		} else {
+			# A session made before the distribution (its token carries no shard).
+			my $b = shift @before;
+			(undef, $id, $token) = @$b;
+			$user = $b->[0];
+		}
+		is(answers($checkers[$_], $token, $user), 'false/1/false', "$how ($era token): live before on " . $nodes[$_]->name)
+		  for 0 .. $#nodes;
+		on_coordinator(revocation_sql($how, $id, $token, $user));
+		is(answers($checkers[$_], $token, $user), refused_answer($how),
+			"$how ($era token): refused by the next check on " . $nodes[$_]->name) for 0 .. $#nodes;
+	}
+}
+
+# --- A revocation recorded apart, while another transaction holds the row ---------
+my ($h_id, $h_tok) = session('held');
+my $holding = $coordinator->background_psql('postgres');
+$holding->query_safe(qq{BEGIN; SELECT FROM sessrev.sessions WHERE id = '$h_id' AND user_id = 'held' FOR UPDATE});
+is(on_coordinator(qq{SET statement_timeout = '5s'; SELECT sessrev.revoke_session('$h_id', 'held row')}), 't',
+	'revoke_session does not wait for the transaction holding the row');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_id = 'held'}), '1',
+	"the revocation is recorded apart, in the user's shard");
+is(count_live($_, $h_tok), '0', 'a revocation recorded apart is refused on ' . $_->name) for @nodes;
+$holding->query_safe('ROLLBACK');
+$holding->quit;
+is(on_coordinator('SELECT sessrev.apply_pending_revocations()'), '1', 'apply_pending_revocations folds it in');
+is(on_coordinator(qq{SELECT revoked FROM sessrev.sessions WHERE id = '$h_id'}), 't', 'into the row');
+is(count_live($_, $h_tok), '0', 'and it stays refused on ' . $_->name) for @nodes;
+
+# --- A revocation left open holds no other user's up ---------------------------------
+session($_) for 'open-a', 'open-b';
+my $open = $coordinator->background_psql('postgres');
+$open->query_safe(q{BEGIN; SELECT sessrev.revoke_user_sessions('open-a')});
+is(on_coordinator(q{SET statement_timeout = '5s'; SELECT sessrev.revoke_user_sessions('open-b')}), '1',
+	"a revocation left open does not hold another user's up");
+$open->query_safe('COMMIT');
+$open->quit;
+
+# --- A first JWT cut-off held by an open transaction --------------------------------
+# Inserting a user's first cut-off waits for another transaction inserting
+# it; sessrev's lock_timeout reaches the shard's node, where the revocation
+# records it apart instead of waiting.
+session('cutter');
+my $cutting = $coordinator->background_psql('postgres');
+$cutting->query_safe(q{BEGIN; INSERT INTO sessrev.user_token_cutoffs (user_id, not_before) VALUES ('cutter', now())});
+is(on_coordinator(q{SET statement_timeout = '5s'; SELECT sessrev.revoke_user_sessions('cutter', 'held cut-off')}), '1',
+	"an administrator's revocation does not wait for an open first cut-off of the user");
+is(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_id = 'cutter' AND not_before IS NOT NULL}),
+	'1', 'the cut-off is recorded apart in the user\'s shard');
+is($_->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('any', 'cutter', now() - interval '1 minute')}), 't',
+	'a JWT of that user issued before is refused on ' . $_->name) for @nodes;
+$cutting->query_safe('ROLLBACK');
+$cutting->quit;
+
+# --- Reuse of a rotated-out token, presented on a worker ----------------------------
+my (undef, $r0) = session('reuser');
+my $r1 = on_coordinator(qq{SELECT token FROM sessrev.rotate_token('$r0')});
+is(count_live($_, $r1), '1', 'the rotated token is live on ' . $_->name) for @nodes;
+sleep 2;    # past sessrev.reuse_interval
+is($workers[1]->safe_psql('postgres', qq{SELECT count(*) FROM sessrev.validate_session('$r0')}), '0',
+	'the old token presented after reuse_interval on a worker validates nothing');
+ok($coordinator->poll_query_until('postgres', qq{SELECT sessrev.is_revoked('$r1')}),
+	"the reuse is reported to the coordinator, which revokes the session");
+is(count_live($_, $r1), '0', 'the thief\'s rotated token is refused on ' . $_->name) for @nodes;
+is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id = 'reuser' AND action = 'TOKEN_REUSE'}),
+	'1', 'in the coordinator\'s audit log');
+
+# --- Writes on the coordinator only; refused rather than answered wrong ------------
+for my $write (q{SELECT sessrev.create_session('on-a-worker')}, qq{SELECT sessrev.revoke_session('$n_id')},
+	q{SELECT sessrev.revoke_user_sessions('newcomer')}, qq{SELECT sessrev.rotate_token('$n_tok')})
+{
+	($ret, $out, $err) = $workers[0]->psql('postgres', $write);
+	like($err, qr/writes are made on the coordinator/, "a worker refuses $write");
+}
+is(count_live($_, $n_tok), '1', 'and nothing changed, on ' . $_->name) for @nodes;
+on_coordinator(q{CREATE TABLE public.users (id text PRIMARY KEY, pw text);
+	SELECT create_distributed_table('public.users', 'id', colocate_with => 'sessrev.sessions')});
+($ret, $out, $err) = $coordinator->psql('postgres', q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}')});
+like($err, qr/distributed/, 'a distributed users table, even co-located, is not tracked');
+
+on_coordinator(q{CREATE TABLE public.tokens (n int PRIMARY KEY, token text);
+	SELECT create_distributed_table('public.tokens', 'n')});
+on_coordinator(qq{INSERT INTO public.tokens VALUES (1, '$n_tok')});
+($ret, $out, $err) = $coordinator->psql('postgres', 'SELECT sessrev.is_revoked(token) FROM public.tokens');
+like($err, qr/Citus sent here from another node is refused/, 'a check inside a statement Citus sends to a worker is refused');
+my ($o_id, $o_tok) = session('other');
+($ret, $out, $err) = $coordinator->psql('postgres', qq{BEGIN; SELECT sessrev.revoke_session('$o_id');
+	SELECT sessrev.is_revoked('$o_tok'); COMMIT});
+like($err, qr/this transaction changed sessrev's tables/, "a check after the transaction's own revocation is refused");
+is(count_live($_, $o_tok), '1', 'and that transaction changed nothing, on ' . $_->name) for @nodes;
+
+# --- 0 stale answers while revocations commit --------------------------------------
+# 200 sessions of 20 users; 50 rounds, each revoking 4 sessions by one of four
+# paths, then all 200 are checked on the coordinator and on a worker in turn.
+on_coordinator(q{CREATE TABLE public.stress (n int PRIMARY KEY, user_id text, id uuid, token text)});
+on_coordinator(q{INSERT INTO public.stress
+	SELECT n, 's' || (n % 20), c.session_id, c.token FROM generate_series(0, 199) n,
+	       LATERAL sessrev.create_session('s' || (n % 20)) c});
+my @stress = split /\n/, on_coordinator(q{SELECT id || ' ' || token FROM public.stress ORDER BY n});
+my $check_all = sprintf(q{SELECT string_agg(sessrev.is_revoked(t)::text, ',' ORDER BY n)
+	FROM unnest(ARRAY[%s]) WITH ORDINALITY AS u(t, n)}, join(',', map { "'" . (split / /)[1] . "'" } @stress));
+my %revoked;
+my ($stale, $checks) = (0, 0);
+my @paths = (
+	sub { "SELECT sessrev.revoke_session('$_[0]')" },
+	sub { "SELECT sessrev.revoke_token('$_[1]')" },
+	sub { "DELETE FROM sessrev.sessions WHERE id = '$_[0]'" },
+	sub { "UPDATE sessrev.sessions SET revoked = true, revoked_at = now() WHERE id = '$_[0]'" },
+);
+for my $round (0 .. 49) {
+	my @now = map { $round * 4 + $_ } 0 .. 3;
+	on_coordinator(join '; ', map { $paths[$_ % 4]->(split / /, $stress[ $now[$_] ]) } 0 .. 3);
+	$revoked{$_} = 1 for @now;
+	for my $c ($checkers[0], $checkers[ 1 + $round % 2 ]) {
+		my @a = split /,/, $c->query_safe($check_all);
+		for my $n (0 .. 199) {
+			$checks++;
+			$stale++ if ($revoked{$n} ? 'true' : 'false') ne $a[$n];
+		}
+	}
+}
+cmp_ok($checks, '>=', 10000, "$checks checks made while revocations committed");
+is($stale, 0, 'each answered as the revocations committed so far say');
+
+# --- Cleanup: each node cleans the shards it holds ---------------------------------
+on_coordinator(q{UPDATE sessrev.sessions SET created_at = '2000-01-01', last_active_at = '2000-01-01',
+	expires_at = '2000-01-02' WHERE user_id LIKE 's%'});
+my $expired = on_coordinator(q{SELECT count(*) FROM sessrev.sessions WHERE expires_at < now() - interval '7 days'});
+my $deleted = 0;
+$deleted += $_->safe_psql('postgres', 'SELECT sessrev.cleanup_expired_sessions()') for @nodes;
+cmp_ok($expired, '>=', 150, "$expired sessions expired more than 7 days ago");
+is($deleted, $expired, 'cleanup_expired_sessions on each node deletes those of the shards it holds');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.sessions WHERE user_id LIKE 's%'}), '0',
+	'the expired sessions are gone from every shard');
+on_coordinator(q{SELECT sessrev.revoke_jwt('expiring', now() + interval '1 second')});
+sleep 2;
+# The denylist's copy on each node (a reference table's), read there.
+my $copies = q{SELECT count(*) FROM sessrev.jwt_denylist WHERE jti = 'expiring'};
+$_->safe_psql('postgres', 'SELECT sessrev.cleanup_expired_sessions()') for @nodes;
+is(on_coordinator($copies), '0', 'each node deletes the expired JWTs of its copy of the denylist');
+
+# --- A node added later, and a shard moved while checks run ------------------------
+my $worker3 = new_node('worker3');
+add_node($worker3);
+push @nodes, $worker3;
+on_coordinator('SELECT replicate_reference_tables()');
+my (undef, $m_tok) = session('mover');
+is(count_live($worker3, $m_tok, $n_tok), '2', 'a node added later answers');
+my $shard = on_coordinator(q{SELECT get_shard_id_for_distribution_column('sessrev.sessions', 'mover')});
+my $from_port = port_of('mover');
+my $mover = $coordinator->background_psql('postgres');
+$mover->{stdin} .= sprintf(qq{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d);\n\\echo moved\n},
+	$shard, $coordinator->host, $from_port, $worker3->host, $worker3->port);
+$mover->{run}->pump_nb;
+my ($during, $wrong) = (0, 0);
+my $checker3 = $worker3->background_psql('postgres');
+until ($mover->{stdout} =~ /moved/) {
+	for my $c (@checkers[0 .. 2], $checker3) {
+		$during++;
+		$wrong++ if $c->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')}) ne 'f';
+	}
+	$mover->{run}->pump_nb;
+	last if $during > 20000;
+}
+$mover->quit;
+cmp_ok($during, '>', 0, "$during checks while the shard moved");
+is($wrong, 0, 'none answered wrong');
+is(port_of('mover'), $worker3->port, 'the shard moved');
+is(count_live($_, $m_tok), '1', 'the moved session is live on ' . $_->name) for @nodes;
+on_coordinator(q{SELECT sessrev.revoke_user_sessions('mover')});
+is(count_live($_, $m_tok), '0', 'revoked after the move, refused on ' . $_->name) for @nodes;
+
+# --- TRUNCATE and the emergency logout ------------------------------------------------
+my (undef, $t_tok) = session('truncated');
+on_coordinator('TRUNCATE sessrev.sessions');
+is(count_live($_, $t_tok), '0', 'TRUNCATE: refused on ' . $_->name) for @nodes;
+my (undef, $e_tok) = session('emergency');
+is(count_live($_, $e_tok), '1', 'live before the emergency logout on ' . $_->name) for @nodes;
+on_coordinator(q{SELECT sessrev.revoke_all_sessions('incident')});
+is(count_live($_, $e_tok), '0', 'revoke_all_sessions: refused on ' . $_->name) for @nodes;
+
+is(join(' ', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } @nodes), '0 0 0 0',
+	"no prepared transaction of Citus's is left on any node");
+$_->quit for @checkers, $checker3;
+done_testing();
