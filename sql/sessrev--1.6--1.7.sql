@@ -102,24 +102,25 @@ REVOKE ALL ON FUNCTION sessrev.distribute(integer) FROM PUBLIC;
 
 -- Citus refuses a non-IMMUTABLE function in DO UPDATE SET on a distributed
 -- table: the update takes the time from the row it would have inserted. And
--- Citus runs the statements in the user's shard on a worker, where this
--- function's lock_timeout does not reach: with Citus loaded, it is sent
--- along as SET LOCAL (citus.propagate_set_commands) and reset after, so that
--- a first cut-off an open transaction inserted is recorded apart there too.
+-- Citus runs the statements in the user's shard on a worker, where a
+-- function's SET clause does not reach: lock_timeout is set with SET LOCAL,
+-- which Citus sends along (citus.propagate_set_commands, with Citus loaded),
+-- and set back to the caller's the same way, so that a first cut-off an
+-- open transaction inserted is recorded apart there too.
 CREATE OR REPLACE FUNCTION sessrev.record_user_token_cutoff(user_id text, cutoff timestamptz) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- A first cut-off of the user being inserted by an open transaction makes
-    -- the INSERT wait: past this, it is recorded apart instead.
-    SET lock_timeout = '10ms'
     AS $$
 DECLARE
-    v_citus text := current_setting('citus.propagate_set_commands', true);
+    v_citus   text := current_setting('citus.propagate_set_commands', true);
+    v_timeout text := current_setting('lock_timeout');
 BEGIN
     IF v_citus IS NOT NULL THEN
         PERFORM set_config('citus.propagate_set_commands', 'local', true);
-        SET LOCAL lock_timeout = '10ms';
     END IF;
+    -- A first cut-off of the user being inserted by an open transaction makes
+    -- the INSERT wait: past this, it is recorded apart instead.
+    SET LOCAL lock_timeout = '10ms';
     BEGIN
         PERFORM FROM sessrev.user_token_cutoffs c
          WHERE c.user_id = record_user_token_cutoff.user_id FOR UPDATE NOWAIT;
@@ -131,8 +132,8 @@ BEGIN
         INSERT INTO sessrev.pending_revocations (user_id, not_before)
         VALUES (record_user_token_cutoff.user_id, record_user_token_cutoff.cutoff);
     END;
+    EXECUTE format('SET LOCAL lock_timeout = %L', v_timeout);
     IF v_citus IS NOT NULL THEN
-        RESET lock_timeout;
         PERFORM set_config('citus.propagate_set_commands', v_citus, true);
     END IF;
 END
@@ -370,21 +371,21 @@ $$;
 CREATE OR REPLACE FUNCTION sessrev.apply_pending_revocations() RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    SET lock_timeout = '10ms'
     AS $$
 DECLARE
-    v_done  integer := 0;
-    v_user  text;
-    v_actor text;
-    v_citus text := current_setting('citus.propagate_set_commands', true);
-    r       record;
+    v_done    integer := 0;
+    v_user    text;
+    v_actor   text;
+    v_citus   text := current_setting('citus.propagate_set_commands', true);
+    v_timeout text := current_setting('lock_timeout');
+    r         record;
 BEGIN
-    -- Its lock_timeout sent along to the shards' nodes, as in
+    -- Its lock_timeout reaches the shards' nodes too, as in
     -- record_user_token_cutoff.
     IF v_citus IS NOT NULL THEN
         PERFORM set_config('citus.propagate_set_commands', 'local', true);
-        SET LOCAL lock_timeout = '10ms';
     END IF;
+    SET LOCAL lock_timeout = '10ms';
     FOR r IN SELECT DISTINCT ON (p.session_id) p.session_id, p.user_id, p.reason, p.actor
                FROM sessrev.pending_revocations p
               WHERE p.session_id IS NOT NULL ORDER BY p.session_id, p.id LOOP
@@ -424,8 +425,8 @@ BEGIN
             NULL;  -- still held: a later run folds it
         END;
     END LOOP;
+    EXECUTE format('SET LOCAL lock_timeout = %L', v_timeout);
     IF v_citus IS NOT NULL THEN
-        RESET lock_timeout;
         PERFORM set_config('citus.propagate_set_commands', v_citus, true);
     END IF;
     RETURN v_done;

@@ -7,6 +7,7 @@
 #include "token.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -19,6 +20,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 }
 
@@ -274,6 +276,33 @@ void report_reuse(const token::Hash *hashes, std::size_t count) {
         PGresult *result = ask(0, {4, "SELECT sessrev.report_token_reuse($1::pg_catalog.bytea)", 1}, values);
         PQclear(result);
     }
+}
+
+char *try_report_reuse(const token::Hash *hashes, std::size_t count) {
+    // In a subtransaction of its own, so that a failure rolls back what it
+    // began and the caller's transaction goes on.
+    MemoryContext caller = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    char *volatile failure = nullptr;
+    BeginInternalSubTransaction(nullptr);
+    PG_TRY();
+    {
+        report_reuse(hashes, count);
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        failure = error->message != nullptr ? pstrdup(error->message) : pstrdup("unknown error");
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(caller);
+    CurrentResourceOwner = owner;
+    return failure;
 }
 
 bool validate(int32 group, const text *token, session_cache::Profile *profile, text **user_id, varlena **metadata) {

@@ -50,6 +50,9 @@ bool is_jwt_revoked(int32 group, const text *jti, const text *user_id, Timestamp
 // report_token_reuse, which revokes their sessions (the revocation writes the
 // audit log, which is the coordinator's). Raises when it cannot.
 void report_reuse(const token::Hash *hashes, std::size_t count);
+// The same, for the worker: nullptr once sent, or why it failed (palloc'd),
+// without raising (a failure's work is rolled back in a subtransaction).
+char *try_report_reuse(const token::Hash *hashes, std::size_t count);
 
 // validate_session_record on the node of group: true with the live session's
 // profile, its user id and its metadata (a jsonb, palloc'd), or false.

@@ -348,7 +348,8 @@ int shard_ranges(Oid relid, ShardRange **ranges) {
     const AttrNumber maxvalue = get_attnum(shard_table, "shardmaxvalue");
     if (shardid == InvalidAttrNumber || minvalue == InvalidAttrNumber || maxvalue == InvalidAttrNumber) return -1;
     int n = 0, size = 16;
-    ShardRange *found = static_cast<ShardRange *>(palloc(size * sizeof(ShardRange)));
+    // Zeroed, padding too: the maps are compared bytewise (session_lookup.cpp).
+    ShardRange *found = static_cast<ShardRange *>(palloc0(size * sizeof(ShardRange)));
     bool ok = true;
     each_row(shard_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), [&](HeapTuple tuple, TupleDesc desc) {
         bool null_id, null_min, null_max;
@@ -359,7 +360,11 @@ int shard_ranges(Oid relid, ShardRange **ranges) {
             ok = false;
             return;
         }
-        if (n == size) found = static_cast<ShardRange *>(repalloc(found, (size *= 2) * sizeof(ShardRange)));
+        if (n == size) {
+            found = static_cast<ShardRange *>(repalloc(found, 2 * size * sizeof(ShardRange)));
+            memset(found + size, 0, size * sizeof(ShardRange));
+            size *= 2;
+        }
         ShardRange &r = found[n++];
         r.shard = DatumGetInt64(id);
         r.min = parse_bound(TextDatumGetCString(lo), &ok);

@@ -285,6 +285,13 @@ bool prepared_in(uint32 bucket) {
     return prepared;
 }
 
+bool prepared_global() {
+    if (shared == nullptr) return false;
+    bool prepared = any_doubt() && pg_atomic_read_u32(&shared->global) != 0;
+    pg_read_barrier();
+    return prepared;
+}
+
 bool blocks_global() {
     if (shared == nullptr) return false;
     bool blocked = any_doubt() && pg_atomic_read_u32(&shared->global) != 0;

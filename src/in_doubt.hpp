@@ -60,6 +60,8 @@ bool blocks(uint32 bucket);
 // reaches the workers, and tells its client COMMIT even when one fails), so
 // the distributed layout answers such a session revoked until it ends.
 bool prepared_in(uint32 bucket);
+// Whether a prepared transaction not yet ended changed the global cut-off.
+bool prepared_global();
 // Likewise for the cached global JWT cut-offs.
 bool blocks_global();
 // On a standby, whether a build of is_jwt_revoked's filters from the tables

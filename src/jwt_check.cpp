@@ -126,6 +126,8 @@ SESSREV_FUNCTION(is_jwt_revoked) {
             sessrev::lookup::at_shard(route.range);
         }
     }
+    // An emergency logout prepared here, maybe told committed already.
+    if (sessrev::routing::prepared_global_change()) PG_RETURN_BOOL(true);
     // Decided once: the answer then rests on one view of the cache.
     const bool usable = cache_usable();
     TimestampTz not_before;

@@ -110,7 +110,13 @@ int other_groups(int32 *groups, int max) {
 }
 
 bool prepared_change(const cache::Key &key) {
-    return lookup::distributed() && in_doubt::prepared_in(cache::bucket_of(key));
+    // The doubt is kept with the cache's memory (preloaded, cache_size > 0).
+    if (!cache::enabled() || !lookup::distributed()) return false;
+    return in_doubt::prepared_in(cache::bucket_of(key)) || in_doubt::prepared_global();
+}
+
+bool prepared_global_change() {
+    return cache::enabled() && lookup::distributed() && in_doubt::prepared_global();
 }
 
 void note_write() {

@@ -54,10 +54,13 @@ int other_groups(int32 *groups, int max);
 void refuse_remote_if_unsafe();
 
 // Distributed: whether a prepared transaction not yet ended changed key's
-// bucket here (in_doubt::prepared_in): the check then answers revoked. A
-// revocation's two-phase commit may be decided, and told to its client,
-// before this node's part commits. One test where not distributed.
+// bucket here, or the global cut-off (in_doubt): the check then answers
+// revoked. Citus tells its client COMMIT once the coordinator committed,
+// even when a worker's COMMIT PREPARED then failed. Kept with the cache's
+// memory: false where the cache is off. One test where not distributed.
 bool prepared_change(const cache::Key &key);
+// Likewise for is_jwt_revoked: a prepared change of the global cut-off.
+bool prepared_global_change();
 
 // This transaction changed one of sessrev's tables (table_guard.hpp).
 void note_write();

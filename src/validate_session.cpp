@@ -98,10 +98,13 @@ bool session_of_retired_token(HashBytea *hash, pg_uuid_t *session_id) {
     sessrev::token::Hash reported;
     memcpy(reported.data(), hash->data, reported.size());
     if (sessrev::reuse_reports::push(reported) || XactReadOnly || RecoveryInProgress()) return false;
-    // Distributed, on a node other than the coordinator, no worker took it:
-    // the coordinator revokes (its audit log is the coordinator's).
+    // Distributed, on a node other than the coordinator, where no worker
+    // took the report: the revocation is the coordinator's (its audit log is
+    // there), which only this node's worker asks for (docs/SCALING.md).
     if (lookup::distributed() && lookup::layout().placement.group != 0) {
-        sessrev::check_forwarding::report_reuse(&reported, 1);
+        ereport(WARNING, (errmsg("sessrev: a rotated-out token was reused, and no worker of this node takes the "
+                                 "report to the coordinator"),
+                          errhint("Set sessrev.database on every node, so that its worker runs.")));
         return false;
     }
     const Oid types[1] = {BYTEAOID};
@@ -527,7 +530,10 @@ bool validate_here(const text *token, std::size_t length, Validated *found) {
         } else {
             // A rotated-out token still serves requests in flight (never cached).
             pg_uuid_t session_id;
-            if (!session_of_retired_token(&hash_bytea, &session_id) ||
+            if (!session_of_retired_token(&hash_bytea, &session_id)) return false;
+            cache::Key id_key{MyDatabaseId, lookup::layout().sessions, cache::Kind::session_id, {}};
+            memcpy(id_key.bytes, session_id.data, UUID_LEN);
+            if (sessrev::routing::prepared_change(id_key) ||
                 !read_live_session(lookup::Key::session_id, UUIDPGetDatum(&session_id), &profile,
                                    &user_id, &metadata))
                 return false;

@@ -175,16 +175,29 @@ void revoke_reused() {
         }
         // Distributed, on a node other than the coordinator: its revocations
         // are made there (their audit log is the coordinator's).
-        bool sent = false;
+        // A failure keeps the reports for the next round and says why in
+        // worker_status(), rather than stopping the worker.
+        bool forwarded = false;
         in_transaction("sessrev: sending reused tokens to the coordinator", [&] {
             lookup::Layout tables;
             if (!OidIsValid(get_extension_oid("sessrev", true)) || !lookup::find_tables(&tables) ||
                 tables.placement.where != placement::Where::distributed || tables.placement.group == 0)
                 return;
-            sent = true;
-            check_forwarding::report_reuse(hashes, n);
+            forwarded = true;
+            if (const char *failure = check_forwarding::try_report_reuse(hashes, n)) {
+                for (std::size_t i = 0; i < n; i++) reuse_reports::push(hashes[i]);
+                record_error(psprintf("reused tokens not yet reported to the coordinator: %s", failure));
+            }
         });
-        if (sent) return;
+        if (forwarded) {
+            // Reports kept after a failure wait a second: the coordinator
+            // may be down, and each round would ask it at once again.
+            if (reuse_reports::waiting() > 0) {
+                ResetLatch(MyLatch);
+                (void)WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+            }
+            return;
+        }
         for (std::size_t i = 0; i < n; i++)
             in_transaction("sessrev: revoking a reused token's session", [&] {
                 if (!OidIsValid(get_extension_oid("sessrev", true))) return;
@@ -419,7 +432,8 @@ void run_once(bool cleanup_now, bool apply_now, bool *reported_missing) {
     write_touches();
     if (apply_now && !RecoveryInProgress())
         in_transaction("sessrev: applying pending revocations", [] {
-            if (OidIsValid(get_extension_oid("sessrev", true))) cleanup::apply_pending();
+            // Distributed, the coordinator folds them in, through Citus.
+            if (OidIsValid(get_extension_oid("sessrev", true)) && cleanup::folds_pending()) cleanup::apply_pending();
         });
     if (!cleanup_now) return;
     int64 deleted = run_cleanup(reported_missing);

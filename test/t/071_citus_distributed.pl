@@ -309,7 +309,7 @@ for my $round (0 .. 49) {
 		}
 	}
 }
-cmp_ok($checks, '>=', 10000, "$checks checks made while revocations committed");
+cmp_ok($checks, '>=', 10000, "$checks checks made between rounds of committed revocations");
 is($stale, 0, 'each answered as the revocations committed so far say');
 
 # --- Cleanup: each node cleans the shards it holds ---------------------------------
@@ -325,9 +325,14 @@ is(on_coordinator(q{SELECT count(*) FROM sessrev.sessions WHERE user_id LIKE 's%
 on_coordinator(q{SELECT sessrev.revoke_jwt('expiring', now() + interval '1 second')});
 sleep 2;
 # The denylist's copy on each node (a reference table's), read there.
-my $copies = q{SELECT count(*) FROM sessrev.jwt_denylist WHERE jti = 'expiring'};
+# Each node's copy, read in its shard there (Citus reads one placement).
+my $copies = q{SELECT count(*) FROM sessrev.jwt_denylist_%s WHERE jti = 'expiring'};
+my $denylist_shard = on_coordinator(q{SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'sessrev.jwt_denylist'::regclass});
+is($_->safe_psql('postgres', sprintf($copies, $denylist_shard)), '1', 'the expired JWT is in the copy of ' . $_->name)
+  for @nodes;
 $_->safe_psql('postgres', 'SELECT sessrev.cleanup_expired_sessions()') for @nodes;
-is(on_coordinator($copies), '0', 'each node deletes the expired JWTs of its copy of the denylist');
+is($_->safe_psql('postgres', sprintf($copies, $denylist_shard)), '0',
+	'each node deletes the expired JWTs of its copy of the denylist: ' . $_->name) for @nodes;
 
 # --- A node added later, and a shard moved while checks run ------------------------
 my $worker3 = new_node('worker3');
@@ -342,23 +347,38 @@ my $mover = $coordinator->background_psql('postgres');
 $mover->{stdin} .= sprintf(qq{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d);\n\\echo moved\n},
 	$shard, $coordinator->host, $from_port, $worker3->host, $worker3->port);
 $mover->{run}->pump_nb;
-my ($during, $wrong) = (0, 0);
+# A second session of the same user (so in the same shard) is revoked while
+# the move runs: before, every check must answer it live, after, revoked.
+my (undef, $m2_tok) = session('mover');
+my ($during, $wrong, $revoked_during) = (0, 0, 0);
 my $checker3 = $worker3->background_psql('postgres');
+my $revoked = 0;
 until ($mover->{stdout} =~ /moved/) {
 	for my $c (@checkers[0 .. 2], $checker3) {
 		$during++;
 		$wrong++ if $c->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')}) ne 'f';
+		$wrong++ if $c->query_safe(qq{SELECT sessrev.is_revoked('$m2_tok')}) ne ($revoked ? 't' : 'f');
+	}
+	if (!$revoked && $during >= 40) {
+		on_coordinator(qq{SELECT sessrev.revoke_token('$m2_tok')});
+		$revoked = 1;
+		$revoked_during = $mover->{stdout} =~ /moved/ ? 0 : 1;
 	}
 	$mover->{run}->pump_nb;
 	last if $during > 20000;
 }
 $mover->quit;
-cmp_ok($during, '>', 0, "$during checks while the shard moved");
-is($wrong, 0, 'none answered wrong');
+cmp_ok($during, '>', 0, "$during rounds of checks on four connections while the shard moved");
+ok($revoked_during, 'a session of the moving shard was revoked while the move ran');
+is($wrong, 0, 'none answered wrong (the other session live throughout, the revoked one refused from its revocation on)');
 is(port_of('mover'), $worker3->port, 'the shard moved');
+# The same long-lived connections, whose shard maps were read before the move.
+is(join(',', map { $_->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')::text || sessrev.is_revoked('$m2_tok')::text}) }
+	@checkers[0 .. 2], $checker3), join(',', ('falsetrue') x 4), 'after the move, on the connections that checked before it');
 is(count_live($_, $m_tok), '1', 'the moved session is live on ' . $_->name) for @nodes;
 on_coordinator(q{SELECT sessrev.revoke_user_sessions('mover')});
-is(count_live($_, $m_tok), '0', 'revoked after the move, refused on ' . $_->name) for @nodes;
+is(join(',', map { $_->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')}) } @checkers[0 .. 2], $checker3), 't,t,t,t',
+	'revoked after the move, refused by the connections that checked before it');
 
 # --- TRUNCATE and the emergency logout ------------------------------------------------
 my (undef, $t_tok) = session('truncated');
