@@ -1,4 +1,5 @@
 #include "shard_routing.hpp"
+#include "compat.hpp"
 
 #include "boundary.hpp"
 
