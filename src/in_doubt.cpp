@@ -41,6 +41,7 @@ struct Shared {
     pg_atomic_uint32 reasons;
     pg_atomic_uint32 all;     // reasons that cover every bucket
     pg_atomic_uint32 global;  // reasons that cover the global JWT cut-offs
+    pg_atomic_uint32 global_entries;  // of them, transactions' (not the start's)
     pg_atomic_uint32 filters; // replayed entries that added to the JWT filters
     bool restarted;           // the start's reason is still there (or again: rearm())
     TransactionId horizon;    // the start's: every transaction older must end first
@@ -95,6 +96,7 @@ void release(Entry &e) {
             pg_atomic_fetch_sub_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
     count(&shared->all, e.all, -1);
     count(&shared->global, e.global, -1);
+    count(&shared->global_entries, e.global, -1);
     count(&shared->filters, e.filters, -1);
     e.xid = InvalidTransactionId;
     pg_atomic_fetch_sub_u32(&shared->reasons, 1);
@@ -172,6 +174,7 @@ void fill_entry(Entry &e, TransactionId xid, const uint64 *buckets, bool all, bo
             pg_atomic_fetch_add_u32(&shared->bucket[w * 64 + static_cast<uint32>(__builtin_ctzll(bits))], 1);
     count(&shared->all, all, 1);
     count(&shared->global, global, 1);
+    count(&shared->global_entries, global, 1);
     count(&shared->filters, filters, 1);
     e.xid = xid;
     pg_atomic_fetch_add_u32(&shared->reasons, 1);
@@ -208,6 +211,7 @@ void startup() {
     pg_atomic_init_u32(&shared->reasons, start);
     pg_atomic_init_u32(&shared->all, start);
     pg_atomic_init_u32(&shared->global, start);
+    pg_atomic_init_u32(&shared->global_entries, 0);
     pg_atomic_init_u32(&shared->filters, 0);
     pg_atomic_init_u64(&shared->next_resolution, 0);
     shared->horizon = InvalidTransactionId;
@@ -287,7 +291,9 @@ bool prepared_in(uint32 bucket) {
 
 bool prepared_global() {
     if (shared == nullptr) return false;
-    bool prepared = any_doubt() && pg_atomic_read_u32(&shared->global) != 0;
+    // A transaction's, not the doubt of a start (which covers the global
+    // cut-offs too, and would refuse every check until it lifts).
+    bool prepared = any_doubt() && pg_atomic_read_u32(&shared->global_entries) != 0;
     pg_read_barrier();
     return prepared;
 }
