@@ -5,7 +5,6 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
-#include "citus_placement.hpp"
 #include "session_lookup.hpp"
 #include "shard_routing.hpp"
 #include "token.hpp"
@@ -76,26 +75,6 @@ bool session_revoked_here(const pg_uuid_t *id) {
     return !is_live(sessrev::lookup::Key::session_id, UUIDPGetDatum(id), key, usable, place);
 }
 
-// A check without a shard to go to: each shard held here, then each node
-// holding others (unless this check was forwarded here); live if any says so.
-template <typename Here, typename There>
-bool revoked_everywhere(Here here, There there) {
-    const sessrev::lookup::Layout l = sessrev::lookup::layout();
-    for (int i = 0; i < l.shards.n; i++) {
-        if (!sessrev::lookup::held_here(l.shards, i)) continue;
-        sessrev::lookup::at_shard(i);
-        if (!here()) return false;
-    }
-    sessrev::lookup::at_shard(-1);
-    if (sessrev::placement::in_forwarded_check()) return true;
-    int32 groups[64];
-    const int n = sessrev::routing::other_groups(groups, lengthof(groups));
-    if (n > 0) sessrev::routing::refuse_remote_if_unsafe();
-    for (int i = 0; i < n; i++)
-        if (!there(groups[i])) return false;
-    return true;
-}
-
 }  // namespace
 
 // is_revoked(token text) RETURNS boolean: false only for a live session.
@@ -114,10 +93,9 @@ SESSREV_FUNCTION(is_revoked_token) {
             sessrev::routing::refuse_remote_if_unsafe();
             PG_RETURN_BOOL(sessrev::check_forwarding::is_revoked(route.group, token));
         case Goes::everywhere:
-            PG_RETURN_BOOL(revoked_everywhere([&] { return revoked_here(token, length); },
-                                              [&](int32 group) {
-                                                  return sessrev::check_forwarding::is_revoked(group, token);
-                                              }));
+            PG_RETURN_BOOL(!sessrev::routing::live_anywhere(
+                [&] { return !revoked_here(token, length); },
+                [&](int32 group) { return !sessrev::check_forwarding::is_revoked(group, token); }));
     }
     PG_RETURN_BOOL(revoked_here(token, length));
 }
@@ -130,8 +108,9 @@ SESSREV_FUNCTION(is_revoked_session) {
     // A session id carries no shard: in the distributed layout every node
     // holding shards is asked.
     if (sessrev::routing::everywhere().goes == sessrev::routing::Goes::everywhere)
-        PG_RETURN_BOOL(revoked_everywhere([&] { return session_revoked_here(id); },
-                                          [&](int32 group) { return sessrev::check_forwarding::is_revoked(group, id); }));
+        PG_RETURN_BOOL(!sessrev::routing::live_anywhere(
+            [&] { return !session_revoked_here(id); },
+            [&](int32 group) { return !sessrev::check_forwarding::is_revoked(group, id); }));
     PG_RETURN_BOOL(session_revoked_here(id));
 }
 

@@ -11,6 +11,8 @@
 #pragma once
 
 #include "cache.hpp"
+#include "citus_placement.hpp"
+#include "session_lookup.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -52,6 +54,28 @@ int other_groups(int32 *groups, int max);
 // twice (placement::forwarded_again). A check in a statement Citus sent here from
 // another node's transaction is refused by the routing itself.
 void refuse_remote_if_unsafe();
+
+// A check with no shard to go to (a token without the prefix, a session id):
+// here(), at each shard held here, then there(group), at each other node
+// holding shards (not from a check forwarded here, which asked them all);
+// true at the first that answers live.
+template <typename Here, typename There>
+bool live_anywhere(Here here, There there) {
+    const lookup::Layout l = lookup::layout();
+    for (int i = 0; i < l.shards.n; i++) {
+        if (!lookup::held_here(l.shards, i)) continue;
+        lookup::at_shard(i);
+        if (here()) return true;
+    }
+    lookup::at_shard(-1);
+    if (placement::in_forwarded_check()) return false;
+    int32 groups[64];
+    const int n = other_groups(groups, lengthof(groups));
+    if (n > 0) refuse_remote_if_unsafe();
+    for (int i = 0; i < n; i++)
+        if (there(groups[i])) return true;
+    return false;
+}
 
 // Distributed: whether a prepared transaction not yet ended changed key's
 // bucket here, or the global cut-off (in_doubt): the check then answers

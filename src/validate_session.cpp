@@ -12,7 +12,6 @@
 #include "cache.hpp"
 #include "cache_invalidation.hpp"
 #include "check_forwarding.hpp"
-#include "citus_placement.hpp"
 #include "shard_routing.hpp"
 #include "compat.hpp"
 #include "current_session.hpp"
@@ -464,22 +463,9 @@ bool validate(FunctionCallInfo fcinfo, Validated *found) {
         case Goes::remote:
             sessrev::routing::refuse_remote_if_unsafe();
             return validate_at(route.group, token, found);
-        case Goes::everywhere: {
-            const lookup::Layout l = lookup::layout();
-            for (int i = 0; i < l.shards.n; i++) {
-                if (!lookup::held_here(l.shards, i)) continue;
-                lookup::at_shard(i);
-                if (validate_here(token, length, found)) return true;
-            }
-            lookup::at_shard(-1);
-            if (sessrev::placement::in_forwarded_check()) return false;
-            int32 groups[64];
-            const int n = sessrev::routing::other_groups(groups, lengthof(groups));
-            if (n > 0) sessrev::routing::refuse_remote_if_unsafe();
-            for (int i = 0; i < n; i++)
-                if (validate_at(groups[i], token, found)) return true;
-            return false;
-        }
+        case Goes::everywhere:
+            return sessrev::routing::live_anywhere([&] { return validate_here(token, length, found); },
+                                                   [&](int32 group) { return validate_at(group, token, found); });
     }
     return validate_here(token, length, found);
 }
