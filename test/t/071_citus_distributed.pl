@@ -386,6 +386,27 @@ on_coordinator(q{SELECT sessrev.revoke_user_sessions('mover')});
 is(join(',', map { $_->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')}) } @checkers[0 .. 2], $checker3), 't,t,t,t',
 	'revoked after the move, refused by the connections that checked before it');
 
+# --- As the grant profiles -----------------------------------------------------------
+# A forwarded check runs as the current role on the node holding the session,
+# which checks that role's privileges again: a grant on one node alone
+# answers nothing there.
+on_coordinator(q{CREATE ROLE app_checker LOGIN; CREATE ROLE no_grant LOGIN; CREATE ROLE coordinator_only LOGIN;
+	SELECT sessrev.grant_backend('app_checker'); SELECT sessrev.grant_backend('coordinator_only')});
+on_coordinator(q{SELECT run_command_on_workers($$SET citus.enable_ddl_propagation TO off;
+	SELECT sessrev.grant_backend('app_checker')$$)});
+my (undef, $g_tok) = session('granted');
+is($_->safe_psql('postgres', qq{SET ROLE app_checker; SELECT sessrev.is_revoked('$g_tok')}), 'f',
+	'a role granted the backend profile on every node checks on ' . $_->name) for @nodes;
+sub refused_as {
+	my ($node, $role, $name) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', qq{\\set VERBOSITY verbose
+SET ROLE $role; SELECT sessrev.is_revoked('$g_tok')});
+	ok($rc != 0 && $err =~ /ERROR:  42501: /, $name) or diag("rc $rc out '$out' err '$err'");
+}
+refused_as($_, 'no_grant', 'a role without a grant is refused (42501) on ' . $_->name) for @nodes;
+refused_as($coordinator, 'coordinator_only',
+	'a role granted on the coordinator alone is refused by the node holding the session (42501)');
+
 # --- TRUNCATE and the emergency logout ------------------------------------------------
 my (undef, $t_tok) = session('truncated');
 on_coordinator('TRUNCATE sessrev.sessions');
