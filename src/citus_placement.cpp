@@ -413,6 +413,39 @@ bool names_a_shard(Oid relid) {
     return relname != nullptr && shard_of(relname) != nullptr;
 }
 
+bool is_citus_table(Oid relid) {
+    if (!OidIsValid(partition_table)) return false;
+    bool found = false;
+    each_row(partition_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid),
+             [&](HeapTuple, TupleDesc) { found = true; });
+    return found;
+}
+
+bool is_citus_shard(Oid relid) {
+    if (!OidIsValid(shard_table)) return false;
+    const char *relname = get_rel_name(relid);
+    if (relname == nullptr) return false;
+    const char *suffix = std::strrchr(relname, '_');
+    if (suffix == nullptr || suffix == relname || suffix[1] == '\0') return false;
+    for (const char *c = suffix + 1; *c != '\0'; c++)
+        if (!std::isdigit(static_cast<unsigned char>(*c))) return false;
+    errno = 0;
+    const long long shard = std::strtoll(suffix + 1, nullptr, 10);
+    if (errno != 0) return false;
+    const AttrNumber logicalrelid = get_attnum(shard_table, "logicalrelid");
+    if (logicalrelid == InvalidAttrNumber) return false;
+    bool found = false;
+    each_row(shard_table, "shardid", F_INT8EQ, Int64GetDatum(shard), [&](HeapTuple tuple, TupleDesc desc) {
+        bool isnull;
+        const Oid table = DatumGetObjectId(heap_getattr(tuple, logicalrelid, desc, &isnull));
+        if (isnull || get_rel_namespace(table) != get_rel_namespace(relid)) return;
+        const char *name = get_rel_name(table);
+        const std::size_t n = suffix - relname;
+        found = found || (name != nullptr && std::strlen(name) == n && std::strncmp(name, relname, n) == 0);
+    });
+    return found;
+}
+
 bool in_forwarded_check() {
     return application_name != nullptr && (strcmp(application_name, "sessrev_check_forwarding") == 0 ||
                                            strcmp(application_name, "sessrev_check_forwarding_again") == 0);

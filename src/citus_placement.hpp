@@ -80,6 +80,12 @@ int64 reference_shard(Oid relid, int32 group, bool *placed_here);
 // (<table>_<shard id>, in schema sessrev).
 bool names_a_shard(Oid relid);
 
+// Whether relid is a Citus table (its shell, where Citus keeps it).
+bool is_citus_table(Oid relid);
+// Whether relid is a shard of a Citus table (any table's: <table>_<shard
+// id> in the table's schema, with that shard id in pg_dist_shard).
+bool is_citus_shard(Oid relid);
+
 // Whether this backend answers a check that another node forwarded to it
 // (check_forwarding.hpp): it answers for its own shards, and forwards nothing.
 bool in_forwarded_check();

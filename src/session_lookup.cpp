@@ -15,15 +15,18 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -75,9 +78,18 @@ void forget_layout(Datum, Oid relid) {
 
 void register_callbacks() { CacheRegisterRelcacheCallback(forget_layout, 0); }
 
+// From the catalog, not by name resolution, which requires USAGE on schema
+// sessrev: a role that changes a tracked users table may have none, and
+// these are sessrev's own functions, called through fmgr.
 Oid function_oid(const char *name, int nargs, const Oid *types, bool missing_ok) {
-    List *qualified = list_make2(makeString(pstrdup("sessrev")), makeString(pstrdup(name)));
-    return LookupFuncName(qualified, nargs, types, missing_ok);
+    const Oid schema = get_namespace_oid("sessrev", true);
+    Oid fn = InvalidOid;
+    if (OidIsValid(schema))
+        fn = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
+                             PointerGetDatum(buildoidvector(types, nargs)), ObjectIdGetDatum(schema));
+    if (!OidIsValid(fn) && !missing_ok)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION), errmsg("function sessrev.%s does not exist", name)));
+    return fn;
 }
 
 bool may_be_sessrev_table(Oid relid) {

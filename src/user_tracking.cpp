@@ -140,10 +140,28 @@ bool any_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const AttrNumber *att
     return false;
 }
 
+// Distributed (sessrev.distribute()), a tracked table co-located with the
+// sessions fires this trigger on its shards, on the nodes that hold the
+// users' sessions too: revoke_user_in_shard records the revocations there,
+// in this transaction (shard_revocation.cpp). Every session of the user
+// goes: the session a user changed their credentials from is known to the
+// coordinator's backend, not to the shard's.
+bool fired_on_shard = false;
+
+void revoke_in_shard(const char *user_id, const char *reason) {
+    Oid types[2] = {TEXTOID, TEXTOID};
+    OidFunctionCall2(sessrev::lookup::function_oid("revoke_user_in_shard", 2, types),
+                     CStringGetTextDatum(user_id), CStringGetTextDatum(reason));
+}
+
 // Calls sessrev.revoke_user_sessions(user_id, reason, revoked_by, exclude):
 // through fmgr, which applies its SECURITY DEFINER and pinned search_path.
 void revoke_user(const char *user_id, const char *reason, const char *actor,
                  const pg_uuid_t *exclude) {
+    if (fired_on_shard) {
+        revoke_in_shard(user_id, reason);
+        return;
+    }
     Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID};
     FmgrInfo flinfo;
     fmgr_info(sessrev::lookup::function_oid("revoke_user_sessions", 4, types), &flinfo);
@@ -161,6 +179,7 @@ void revoke_user(const char *user_id, const char *reason, const char *actor,
 // there. Through fmgr (SECURITY DEFINER, pinned search_path); not in a
 // database still at SQL 1.5, which lacks it.
 void release_user(const char *user_id) {
+    if (fired_on_shard) return;  // the audit log is the coordinator's
     Oid types[1] = {TEXTOID};
     const Oid fn = sessrev::lookup::function_oid("release_user_id", 1, types, true);
     if (!OidIsValid(fn)) return;
@@ -181,6 +200,19 @@ void revoke_every_user(Relation rel, AttrNumber id) {
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("sessrev: cannot track %s: not a plain table",
                                RelationGetRelationName(rel))));
+    // A distributed table's TRUNCATE fires no trigger on its shards (Citus
+    // copies row triggers only) but this one on the coordinator's shell,
+    // where the rows are not; its users' sessions would have to be revoked
+    // through Citus in a transaction that Citus then refuses to TRUNCATE in
+    // (DDL on a placement read over another role's connection).
+    if (sessrev::lookup::distributed() && sessrev::placement::is_citus_table(RelationGetRelid(rel)))
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("sessrev: TRUNCATE of %s, a tracked distributed table, is refused",
+                        RelationGetRelationName(rel)),
+                 errdetail("Citus fires no trigger on its shards for a TRUNCATE: its users' sessions would stay live."),
+                 errhint("DELETE its rows, which revokes each user's sessions, or run "
+                         "sessrev.untrack_user_table first.")));
     TupleDesc desc = RelationGetDescr(rel);
     TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
     HeapTuple row;
@@ -203,6 +235,7 @@ SESSREV_FUNCTION(user_table_changed) {
     Relation rel = trigger->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
     const Columns c = columns_of(trigger->tg_trigger, desc, rel);
+    fired_on_shard = sessrev::lookup::distributed() && sessrev::placement::is_citus_shard(RelationGetRelid(rel));
     const TriggerEvent event = trigger->tg_event;
     if (TRIGGER_FIRED_BY_TRUNCATE(event)) {
         revoke_every_user(rel, c.id);
@@ -225,7 +258,7 @@ SESSREV_FUNCTION(user_table_changed) {
     } else if (any_changed(old_row, new_row, desc, c.credential, c.credentials)) {
         namespace cs = sessrev::current_session;
         // The user changed their own credentials: keep the session they did it from.
-        if (cs::user_id() != nullptr && strcmp(cs::user_id(), user) == 0)
+        if (!fired_on_shard && cs::user_id() != nullptr && strcmp(cs::user_id(), user) == 0)
             revoke_user(user, "Credentials changed", user, cs::session_id());
         else
             revoke_user(user, "Credentials reset", nullptr, nullptr);

@@ -102,6 +102,7 @@ SELECT is(ARRAY(SELECT p.proname || '(' || pg_get_function_identity_arguments(p.
                 'require_sessions_here()',
                 'revoke_all_sessions(reason text, revoked_by text)',
                 'revoke_session(session_id uuid, reason text, revoked_by text)',
+                'revoke_user_in_shard(user_id text, reason text)',
                 'revoke_user_sessions(user_id text, reason text, revoked_by text, exclude_session_id uuid)',
                 'session_cache_stats()',
                 'session_is_live(revoked boolean, expires_at timestamp with time zone, last_active_at timestamp with time zone)',

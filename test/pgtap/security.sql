@@ -212,6 +212,15 @@ INSERT INTO sectap_app.exercised SELECT 'sessrev.run_cleanup_now()', string_agg(
   FROM sessrev.run_cleanup_now() r;
 INSERT INTO sectap_app.exercised SELECT 'sessrev.cache_reset()', string_agg(r::text, ';')
   FROM sessrev.cache_reset() r;
+-- The distributed layout's (071 runs it there): on a single server it
+-- refuses (55000) before reading anything.
+DO $$
+BEGIN
+    PERFORM sessrev.revoke_user_in_shard('sectap-h', 'sectap hostile');
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    INSERT INTO sectap_app.exercised VALUES ('sessrev.revoke_user_in_shard(text,text)', SQLSTATE);
+END
+$$;
 -- The emergency logout is a cut-off that revokes every session made in this
 -- transaction (their created_at is its start), so it is undone after its
 -- effect is read.

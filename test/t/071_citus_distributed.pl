@@ -64,7 +64,8 @@ sub add_node {
 }
 on_coordinator(sprintf(q{SELECT citus_set_coordinator_host('%s', %d)}, $coordinator->host, $coordinator->port));
 add_node($_) for @workers;
-on_coordinator('CREATE EXTENSION sessrev');
+# 1.7, the first release with distribute(): updated once distributed, below.
+on_coordinator(q{CREATE EXTENSION sessrev VERSION '1.7'});
 
 # The port of the node holding the shard of user's sessions.
 sub port_of {
@@ -263,10 +264,123 @@ for my $write (q{SELECT sessrev.create_session('on-a-worker')}, qq{SELECT sessre
 	like($err, qr/writes are made on the coordinator/, "a worker refuses $write");
 }
 is(count_live($_, $n_tok), '1', 'and nothing changed, on ' . $_->name) for @nodes;
-on_coordinator(q{CREATE TABLE public.users (id text PRIMARY KEY, pw text);
-	SELECT create_distributed_table('public.users', 'id', colocate_with => 'sessrev.sessions')});
-($ret, $out, $err) = $coordinator->psql('postgres', q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}')});
-like($err, qr/distributed/, 'a distributed users table, even co-located, is not tracked');
+
+# --- ALTER EXTENSION UPDATE of a distributed 1.7, from the coordinator ----------------
+my $default = on_coordinator(q{SELECT default_version FROM pg_available_extensions WHERE name = 'sessrev'});
+on_coordinator('ALTER EXTENSION sessrev UPDATE');
+is(join(' ', map { $_->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sessrev'}) }
+	@nodes), join(' ', ($default) x @nodes), "ALTER EXTENSION sessrev UPDATE on the coordinator: $default on every node");
+is(count_live($_, $n_tok), '1', 'a session stays live through the update on ' . $_->name) for @nodes;
+is(join(' ', map { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') } @nodes), '0 0 0',
+	'the update leaves no prepared transaction');
+
+# --- A users table distributed co-located with the sessions, tracked ---------------
+# Its triggers fire on its shards, on the nodes of its users' sessions: the
+# revocation is recorded there, in the transaction that changes the user.
+on_coordinator(q{CREATE TABLE public.users (id text PRIMARY KEY, pw text, role text, email text);
+	SELECT create_distributed_table('public.users', 'id', colocate_with => 'sessrev.sessions');
+	CREATE TABLE public.users_apart (id text PRIMARY KEY, pw text);
+	SELECT create_distributed_table('public.users_apart', 'id', colocate_with => 'none');
+	CREATE TABLE public.users_by_email (id text, pw text, email text PRIMARY KEY);
+	SELECT create_distributed_table('public.users_by_email', 'email', colocate_with => 'sessrev.sessions')});
+for ([ 'users_apart', 'id', qr/not distributed co-located with sessrev.sessions/ ],
+	[ 'users_by_email', 'id', qr/not distributed by id/ ])
+{
+	my ($table, $column, $why) = @$_;
+	($ret, $out, $err) = $coordinator->psql('postgres', qq{\\set VERBOSITY verbose
+SELECT sessrev.track_user_table('public.$table', '$column', '{pw}')});
+	ok($err =~ /0A000/ && $err =~ $why, "tracking $table is refused (0A000): $why") or diag($err);
+}
+on_coordinator(q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}', '{role}')});
+is(join(' ', map { $_->safe_psql('postgres', q{SET citus.show_shards_for_app_name_prefixes = '*';
+	SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+	WHERE c.relname LIKE 'users\\_1%' AND t.tgname LIKE 'sessrev_revoke_sessions%' AND t.tgenabled = 'A'})} @workers),
+	join(' ', map { $_->safe_psql('postgres', q{SET citus.show_shards_for_app_name_prefixes = '*';
+		SELECT count(*) FROM pg_class WHERE relname LIKE 'users\\_1%' AND relkind = 'r'})} @workers),
+	'the co-located users table is tracked: its row trigger, enabled ALWAYS, on each of its shards '
+	. '(Citus copies no TRUNCATE trigger: the shell\'s fires on the coordinator)');
+ok($workers[0]->safe_psql('postgres', q{SET citus.show_shards_for_app_name_prefixes = '*';
+	SELECT count(*) FROM pg_class WHERE relname LIKE 'users\\_1%' AND relkind = 'r'}) > 0, 'worker1 holds shards of it');
+my %tracked = map { $_ => [ session($_), session($_) ] } qw(tr-pw tr-role tr-rollback tr-deleted tr-held tr-trunc1 tr-trunc2);
+on_coordinator(q{INSERT INTO public.users SELECT u, 'secret', 'member', u || '@example.com'
+	FROM unnest(ARRAY['tr-pw', 'tr-role', 'tr-rollback', 'tr-deleted', 'tr-held', 'tr-trunc1', 'tr-trunc2']) u});
+sub tracked_tokens { return map { $tracked{$_}[1], $tracked{$_}[3] } @_; }
+is(count_live($_, tracked_tokens(keys %tracked)), '14', 'the tracked users\' sessions are live on ' . $_->name)
+  for @nodes;
+# The role that changes users has no grant of sessrev's at all.
+on_coordinator(q{CREATE ROLE users_admin LOGIN; GRANT ALL ON public.users TO users_admin});
+on_coordinator(q{SET ROLE users_admin; UPDATE public.users SET email = 'new@example.com' WHERE id = 'tr-pw'});
+is(count_live($_, tracked_tokens('tr-pw')), '2', 'an untracked column changed: both sessions live on ' . $_->name)
+  for @nodes;
+on_coordinator(q{SET ROLE users_admin; UPDATE public.users SET pw = 'changed' WHERE id = 'tr-pw'});
+is(count_live($_, tracked_tokens('tr-pw')), '0', 'a credential changed, as a role without sessrev grants: '
+	. 'both sessions refused on ' . $_->name) for @nodes;
+on_coordinator(q{SET ROLE users_admin; UPDATE public.users SET role = 'admin' WHERE id = 'tr-role'});
+is(count_live($_, tracked_tokens('tr-role')), '0', 'a privilege changed: refused on ' . $_->name) for @nodes;
+on_coordinator(q{BEGIN; SET LOCAL ROLE users_admin; UPDATE public.users SET pw = 'x' WHERE id = 'tr-rollback'; ROLLBACK});
+is(count_live($_, tracked_tokens('tr-rollback')), '2', 'a change rolled back revokes nothing on ' . $_->name) for @nodes;
+on_coordinator(q{SET ROLE users_admin; DELETE FROM public.users WHERE id = 'tr-deleted'});
+is(count_live($_, tracked_tokens('tr-deleted')), '0', 'a user deleted: refused on ' . $_->name) for @nodes;
+is($_->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('any-jti', 'tr-deleted', now() - interval '1 second')}),
+	't', 'and a JWT issued before is revoked on ' . $_->name) for @nodes;
+is($_->safe_psql('postgres', q{SELECT sessrev.is_jwt_revoked('any-jti', 'tr-rollback', now() - interval '1 second')}),
+	'f', 'another user\'s is not, on ' . $_->name) for @nodes;
+# Another transaction holds a session row of the user: the change does not wait.
+my $tr_holding = $coordinator->background_psql('postgres');
+$tr_holding->query_safe(qq{BEGIN; SELECT FROM sessrev.sessions WHERE id = '$tracked{'tr-held'}[0]'
+	AND user_id = 'tr-held' FOR UPDATE});
+on_coordinator(q{SET statement_timeout = '5s'; SET ROLE users_admin; UPDATE public.users SET pw = 'y' WHERE id = 'tr-held'});
+is(count_live($_, tracked_tokens('tr-held')), '0', 'a held session row: the change did not wait, refused on '
+	. $_->name) for @nodes;
+$tr_holding->query_safe('ROLLBACK');
+$tr_holding->quit;
+# Citus fires no trigger on the shards for a TRUNCATE: it is refused; a
+# DELETE of every row revokes every user.
+($ret, $out, $err) = $coordinator->psql('postgres', q{\\set VERBOSITY verbose
+SET ROLE users_admin; TRUNCATE public.users});
+ok($err =~ /0A000/ && $err =~ /TRUNCATE of users, a tracked distributed table, is refused/,
+	'TRUNCATE of a tracked distributed users table is refused (0A000)') or diag($err);
+is(count_live($_, tracked_tokens('tr-trunc1', 'tr-trunc2')), '4', 'and revokes nothing on ' . $_->name) for @nodes;
+is(on_coordinator(q{SELECT count(*) FROM public.users}), '6', 'nor empties the table');
+on_coordinator(q{SET ROLE users_admin; DELETE FROM public.users WHERE id LIKE 'tr-trunc%'});
+is(count_live($_, tracked_tokens('tr-trunc1', 'tr-trunc2')), '0', 'a DELETE of several users: refused on ' . $_->name)
+  for @nodes;
+($ret, $out, $err) = $coordinator->psql('postgres', q{\\set VERBOSITY verbose
+SET ROLE users_admin; SELECT sessrev.revoke_user_in_shard('tr-untouched', 'forged')});
+like($err, qr/42501/, 'revoke_user_in_shard is not callable by a role (42501)');
+for my $w (@workers) {
+	($ret, $out, $err) = $w->psql('postgres', q{SET ROLE users_admin; SELECT sessrev.revoke_user_in_shard('x', 'y')});
+	like($err, qr/permission denied/, 'nor on ' . $w->name);
+}
+is(on_coordinator(q{SELECT count(*) FILTER (WHERE id >= 0) || '/' || count(DISTINCT (id, user_id))
+	|| '/' || count(*) FROM sessrev.pending_revocations WHERE user_id LIKE 'tr-%'}) =~ s{^0/([1-9]\d*)/\1$}{ok}r, 'ok',
+	'rows recorded on the shards\' nodes are numbered below 0, apart from the coordinator\'s, each (id, user) once');
+# The worker's fold writes the rows and, once, the audit rows (the shards'
+# nodes have no audit log).
+on_coordinator('SELECT sessrev.apply_pending_revocations()');
+is(on_coordinator(q{SELECT string_agg(user_id || ':' || revoked_reason, ' ' ORDER BY user_id, id)
+	FROM sessrev.sessions WHERE user_id LIKE 'tr-%' AND revoked}),
+	join(' ', map { ("$_->[0]:$_->[1]") x 2 } [ 'tr-deleted', 'User deleted' ], [ 'tr-held', 'Credentials reset' ],
+		[ 'tr-pw', 'Credentials reset' ], [ 'tr-role', 'Privileges changed' ], [ 'tr-trunc1', 'User deleted' ],
+		[ 'tr-trunc2', 'User deleted' ]),
+	'folded into the rows, with their reasons');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id LIKE 'tr-%'
+	AND action = 'SESSION_REVOKED'}), '12', 'one audit row per session (6 users, 2 each), on the coordinator');
+on_coordinator('SELECT sessrev.apply_pending_revocations()');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.session_audit_log WHERE user_id LIKE 'tr-%'
+	AND action = 'SESSION_REVOKED'}), '12', 'and only once');
+is(count_live($_, tracked_tokens('tr-rollback')), '2', 'the user whose change rolled back stays live on ' . $_->name)
+  for @nodes;
+is(on_coordinator(q{SELECT string_agg(user_id, ' ' ORDER BY user_id) FROM sessrev.user_token_cutoffs
+	WHERE user_id LIKE 'tr-%'}), 'tr-deleted tr-held tr-pw tr-role tr-trunc1 tr-trunc2',
+	'the JWT cut-offs recorded with them are folded in too');
+is(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_id LIKE 'tr-%'}), '0',
+	'and nothing is left recorded apart');
+on_coordinator(q{SELECT sessrev.untrack_user_table('public.users')});
+is(join(' ', map { $_->safe_psql('postgres', q{SET citus.show_shards_for_app_name_prefixes = '*';
+	SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+	WHERE c.relname LIKE 'users\\_1%' AND t.tgname LIKE 'sessrev_revoke_sessions%'})} @workers), '0 0',
+	'untrack_user_table drops the triggers of every shard');
 
 on_coordinator(q{CREATE TABLE public.tokens (n int PRIMARY KEY, token text);
 	SELECT create_distributed_table('public.tokens', 'n')});

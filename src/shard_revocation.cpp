@@ -1,0 +1,96 @@
+// A user's revocation recorded in the shard held here, for a tracked users
+// table distributed co-located with sessrev's sessions (user_tracking.cpp).
+//
+// Citus fires the table's triggers on its shards, in the transaction it runs
+// on the shard's node for the coordinator's statement. The user's sessions
+// are in the co-located shard of sessrev.sessions on the same node, where
+// their revocations are recorded apart (pending_revocations) in that same
+// transaction: checks read them at once, and the coordinator's worker folds
+// them into the rows, with their audit rows (the audit log is the
+// coordinator's). Recording apart never waits for a held row.
+#include "arguments.hpp"
+#include "boundary.hpp"
+#include "session_lookup.hpp"
+#include "shard_routing.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+}
+
+#include <cstdio>
+
+namespace {
+
+// Citus lets a backend write a shard directly only with this set (its own
+// connections excepted); set for this call alone.
+void allow_shard_writes() {
+    (void)set_config_option("citus.enable_manual_changes_to_shards", "on", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+}
+
+}  // namespace
+
+// revoke_user_in_shard(user_id text, reason text) RETURNS bigint: how many
+// sessions' revocations were recorded (the JWT cut-off too, always). SECURITY DEFINER, EXECUTE granted
+// to no one: the tracking trigger calls it through fmgr, as whoever changed
+// the users table.
+SESSREV_FUNCTION(revoke_user_in_shard) {
+    namespace lookup = sessrev::lookup;
+    text *user = sessrev::arguments::user_id(fcinfo, 0);
+    const Datum reason = PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1);
+    AcceptInvalidationMessages();
+    if (!lookup::distributed())
+        throw sessrev::SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                "sessrev.revoke_user_in_shard() is for sessrev's distributed layout");
+    const lookup::Layout l = lookup::layout();
+    const int range = lookup::range_of(l.shards, sessrev::routing::user_hash(PointerGetDatum(user)));
+    if (range < 0 || !lookup::held_here(l.shards, range))
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("sessrev: the sessions of user \"%s\" are not on this node", text_to_cstring(user)),
+                 errdetail("A tracked distributed users table revokes in the shard of sessrev.sessions on the "
+                           "node of its own shard: the two are not co-located."),
+                 errhint("Distribute the users table by its id with colocate_with => 'sessrev.sessions'.")));
+    const lookup::LocalShard &shard = l.shards.local[range];
+    // Each live session, and the user's JWT cut-off (as revoke_user_sessions
+    // sets it), recorded apart. The coordinator numbers the rows it records
+    // from 1 up, and so does each node's copy of the sequence: these are
+    // numbered below 0, apart for each node (its group in bits 40 and up).
+    char sql[1400];
+    const char *pending = quote_identifier(get_rel_name(shard.pending));
+    const char *id = "OPERATOR(pg_catalog.-) ((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8"
+                     " OPERATOR(pg_catalog.<<) 40 OPERATOR(pg_catalog.|)"
+                     " pg_catalog.nextval('sessrev.pending_revocations_id_seq'::pg_catalog.regclass))";
+    const int length = snprintf(
+        sql, sizeof sql,
+        "WITH sessions AS ("
+        " INSERT INTO sessrev.%s (id, session_id, user_id, reason, actor)"
+        " SELECT %s, s.id, s.user_id, $2, $3 FROM sessrev.%s s"
+        " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND NOT s.revoked RETURNING 1"
+        "), cutoff AS ("
+        " INSERT INTO sessrev.%s (id, user_id, not_before, reason, actor)"
+        " VALUES (%s, $1, pg_catalog.now(), $2, $3)"
+        ") SELECT pg_catalog.count(*) FROM sessions",
+        pending, id, quote_identifier(get_rel_name(shard.sessions)), pending, id);
+    if (length < 0 || static_cast<size_t>(length) >= sizeof sql) elog(ERROR, "sessrev: shard names too long");
+    const int nest = NewGUCNestLevel();
+    allow_shard_writes();
+    Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
+    Datum values[3] = {PointerGetDatum(user), reason,
+                       CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false))};
+    char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
+    SPI_connect();
+    const int rc = SPI_execute_with_args(sql, 3, types, values, nulls, false, 0);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "sessrev: recording the revocation failed: %s", SPI_result_code_string(rc));
+    bool isnull;
+    const int64 recorded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+    AtEOXact_GUC(true, nest);
+    PG_RETURN_INT64(recorded);
+}
