@@ -214,7 +214,8 @@ is(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_
 is(count_live($_, $h_tok), '0', 'a revocation recorded apart is refused on ' . $_->name) for @nodes;
 $holding->query_safe('ROLLBACK');
 $holding->quit;
-is(on_coordinator('SELECT sessrev.apply_pending_revocations()'), '1', 'apply_pending_revocations folds it in');
+ok(on_coordinator('SELECT sessrev.apply_pending_revocations()') >= 1,
+	'apply_pending_revocations folds it in (and any JWT cut-off recorded apart earlier, when its row was busy)');
 is(on_coordinator(qq{SELECT revoked FROM sessrev.sessions WHERE id = '$h_id'}), 't', 'into the row');
 is(count_live($_, $h_tok), '0', 'and it stays refused on ' . $_->name) for @nodes;
 
