@@ -522,6 +522,45 @@ refused_as($_, 'no_grant', 'a role without a grant is refused (42501) on ' . $_-
 refused_as($coordinator, 'coordinator_only',
 	'a role granted on the coordinator alone is refused by the node holding the session (42501)');
 
+# --- Attacks: a client named as Citus's or sessrev's own connections; the database owner
+my ($sp_id, $sp_tok) = session('spoofed');
+on_coordinator(qq{SELECT sessrev.revoke_session('$sp_id')});
+for my $app ('citus_internal gpid=10000000042', 'citus_rebalancer gpid=10000000042', 'sessrev_check_forwarding',
+	'sessrev_check_forwarding_again')
+{
+	for my $node (@nodes) {
+		my ($rc, $out, $err) = $node->psql('postgres',
+			qq{SET ROLE app_checker; SET application_name = '$app'; SELECT sessrev.is_revoked('$sp_tok')});
+		ok($out ne 'f', "a revoked session is not answered live to a client named '$app' on " . $node->name)
+		  or diag("out '$out' err '$err'");
+	}
+}
+my $w1_shard = on_coordinator(sprintf(q{SELECT 'sessrev.sessions_' || s.shardid FROM pg_dist_shard s
+	JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+	WHERE s.logicalrelid = 'sessrev.sessions'::regclass AND n.nodeport = %d ORDER BY 1 LIMIT 1}, $workers[0]->port));
+# Citus makes the owner the same on every node.
+on_coordinator(q{CREATE ROLE db_owner LOGIN; ALTER DATABASE postgres OWNER TO db_owner});
+is(join(' ', map { $_->safe_psql('postgres', q{SELECT datdba::regrole FROM pg_database WHERE datname = 'postgres'}) }
+	@nodes), join(' ', ('db_owner') x @nodes), 'db_owner owns the database on every node');
+for (
+	[ $coordinator, q{SELECT sessrev.distribute()}, qr/permission denied/ ],
+	[ $coordinator, q{SELECT undistribute_table('sessrev.sessions')}, qr/must be owner|permission denied/ ],
+	[ $coordinator, q{SELECT alter_distributed_table('sessrev.sessions', shard_count => 4)},
+		qr/must be owner|permission denied|cannot become/ ],
+	[ $coordinator, sprintf(q{SELECT citus_move_shard_placement(%s, '%s', %d, '%s', %d)},
+		$w1_shard =~ s/.*_//r, $workers[0]->host, $workers[0]->port, $workers[1]->host, $workers[1]->port),
+		qr/must be owner|permission denied|superuser/ ],
+	[ $workers[0], qq{SET citus.enable_manual_changes_to_shards = on; UPDATE $w1_shard SET revoked = false},
+		qr/permission denied/ ],
+	[ $workers[0], qq{SET application_name = 'citus_internal gpid=10000000042';
+		CREATE TABLE sessrev.sessions_999999 (LIKE sessrev.sessions)}, qr/permission denied/ ])
+{
+	my ($node, $sql, $why) = @$_;
+	my ($rc, $out, $err) = $node->psql('postgres', "SET ROLE db_owner; $sql");
+	ok($rc != 0 && $err =~ $why, 'the database owner is refused on ' . $node->name . ": $sql") or diag($err);
+}
+on_coordinator(q{ALTER DATABASE postgres OWNER TO postgres});
+
 # --- TRUNCATE and the emergency logout ------------------------------------------------
 my (undef, $t_tok) = session('truncated');
 on_coordinator('TRUNCATE sessrev.sessions');
