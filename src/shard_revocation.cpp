@@ -36,9 +36,9 @@ void allow_shard_writes() {
 }  // namespace
 
 // revoke_user_in_shard(user_id text, reason text) RETURNS bigint: how many
-// sessions' revocations were recorded (the JWT cut-off too, always). SECURITY DEFINER, EXECUTE granted
-// to no one: the tracking trigger calls it through fmgr, as whoever changed
-// the users table.
+// sessions' revocations were recorded (the JWT cut-off is, always). SECURITY
+// DEFINER, EXECUTE granted to no one: the tracking trigger calls it through
+// fmgr, as whoever changed the users table.
 SESSREV_FUNCTION(revoke_user_in_shard) {
     namespace lookup = sessrev::lookup;
     text *user = sessrev::arguments::user_id(fcinfo, 0);
