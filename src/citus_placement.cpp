@@ -1,6 +1,7 @@
 #include "citus_placement.hpp"
 
 #include "boundary.hpp"
+#include "user_tracking.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -25,6 +26,8 @@ extern "C" {
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
 #include "catalog/pg_type_d.h"
+#include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -217,6 +220,10 @@ void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int 
         sub_id == 0 && !IsBinaryUpgrade && IsTransactionState() && !in_sessrev_script() && !shards_allowed &&
         !in_citus_connection())
         refuse_shard(object_id);
+    // On every node, Citus's connections too: the coordinator refuses the
+    // TRUNCATE of the whole table (user_tracking.cpp).
+    if (access == OAT_TRUNCATE && class_id == RelationRelationId && IsTransactionState() && !IsBinaryUpgrade)
+        tracking::refuse_truncate_of_tracked_shard(object_id);
     // A backend that judged before Citus was installed knows none of Citus's
     // metadata tables, whose changes would otherwise tell it that this node
     // became a worker: any extension created or dropped makes every backend
@@ -421,10 +428,33 @@ bool is_citus_table(Oid relid) {
     return found;
 }
 
+namespace {
+
+// The name Citus gives shard of table name (its AppendShardIdToName), into
+// out: the name and _<shard id>, or, when that is too long, the name
+// clipped, the hash of the whole name in 8 hex digits, and _<shard id>.
+void shard_name(const char *name, int64 shard, char (&out)[NAMEDATALEN]) {
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "_" INT64_FORMAT, shard);
+    const int length = static_cast<int>(std::strlen(name));
+    const int suffix_length = static_cast<int>(std::strlen(suffix));
+    if (length < NAMEDATALEN - suffix_length) {
+        snprintf(out, sizeof out, "%s%s", name, suffix);
+        return;
+    }
+    const uint32 hash = hash_any(reinterpret_cast<const unsigned char *>(name), length);
+    const int clip = pg_mbcliplen(name, length, NAMEDATALEN - suffix_length - 10);
+    snprintf(out, sizeof out, "%.*s_%.8x%s", clip, name, hash, suffix);
+}
+
+}  // namespace
+
 bool is_citus_shard(Oid relid) {
+    if (!OidIsValid(shard_table)) shard_table = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
     if (!OidIsValid(shard_table)) return false;
     const char *relname = get_rel_name(relid);
     if (relname == nullptr) return false;
+    // Every shard's name ends in _<shard id>.
     const char *suffix = std::strrchr(relname, '_');
     if (suffix == nullptr || suffix == relname || suffix[1] == '\0') return false;
     for (const char *c = suffix + 1; *c != '\0'; c++)
@@ -440,8 +470,10 @@ bool is_citus_shard(Oid relid) {
         const Oid table = DatumGetObjectId(heap_getattr(tuple, logicalrelid, desc, &isnull));
         if (isnull || get_rel_namespace(table) != get_rel_namespace(relid)) return;
         const char *name = get_rel_name(table);
-        const std::size_t n = suffix - relname;
-        found = found || (name != nullptr && std::strlen(name) == n && std::strncmp(name, relname, n) == 0);
+        if (name == nullptr) return;
+        char expected[NAMEDATALEN];
+        shard_name(name, shard, expected);
+        found = found || strcmp(expected, relname) == 0;
     });
     return found;
 }

@@ -57,26 +57,37 @@ SESSREV_FUNCTION(revoke_user_in_shard) {
                            "node of its own shard: the two are not co-located."),
                  errhint("Distribute the users table by its id with colocate_with => 'sessrev.sessions'.")));
     const lookup::LocalShard &shard = l.shards.local[range];
-    // Each live session, and the user's JWT cut-off (as revoke_user_sessions
-    // sets it), recorded apart. The coordinator numbers the rows it records
-    // from 1 up, and so does each node's copy of the sequence: these are
-    // numbered below 0, apart for each node (its group in bits 40 and up).
-    char sql[1400];
-    const char *pending = quote_identifier(get_rel_name(shard.pending));
+    const char *pending_name = get_rel_name(shard.pending);
+    const char *sessions_name = get_rel_name(shard.sessions);
+    if (pending_name == nullptr || sessions_name == nullptr)
+        elog(ERROR, "sessrev: the shards held here changed; run the statement again");
+    // Each live session not yet recorded apart, and the user's JWT cut-off
+    // (as revoke_user_sessions sets it): moved to now in a cut-off already
+    // recorded apart, else recorded, so that repeated changes of a user do
+    // not grow the table. The coordinator numbers the rows it records from 1
+    // up, and so does each node's copy of the sequence: these are numbered
+    // below 0, apart for each node (its group in bits 48 and up).
+    char sql[2048];
+    const char *pending = quote_identifier(pending_name);
     const char *id = "OPERATOR(pg_catalog.-) ((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8"
-                     " OPERATOR(pg_catalog.<<) 40 OPERATOR(pg_catalog.|)"
+                     " OPERATOR(pg_catalog.<<) 48 OPERATOR(pg_catalog.|)"
                      " pg_catalog.nextval('sessrev.pending_revocations_id_seq'::pg_catalog.regclass))";
     const int length = snprintf(
         sql, sizeof sql,
         "WITH sessions AS ("
         " INSERT INTO sessrev.%s (id, session_id, user_id, reason, actor)"
         " SELECT %s, s.id, s.user_id, $2, $3 FROM sessrev.%s s"
-        " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND NOT s.revoked RETURNING 1"
+        " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND NOT s.revoked"
+        " AND NOT EXISTS (SELECT FROM sessrev.%s p WHERE p.session_id OPERATOR(pg_catalog.=) s.id)"
+        " RETURNING 1"
+        "), moved AS ("
+        " UPDATE sessrev.%s p SET not_before = GREATEST(p.not_before, pg_catalog.now())"
+        " WHERE p.user_id OPERATOR(pg_catalog.=) $1 AND p.session_id IS NULL RETURNING 1"
         "), cutoff AS ("
         " INSERT INTO sessrev.%s (id, user_id, not_before, reason, actor)"
-        " VALUES (%s, $1, pg_catalog.now(), $2, $3)"
+        " SELECT %s, $1, pg_catalog.now(), $2, $3 WHERE NOT EXISTS (SELECT FROM moved)"
         ") SELECT pg_catalog.count(*) FROM sessions",
-        pending, id, quote_identifier(get_rel_name(shard.sessions)), pending, id);
+        pending, id, quote_identifier(sessions_name), pending, pending, pending, id);
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql) elog(ERROR, "sessrev: shard names too long");
     const int nest = NewGUCNestLevel();
     allow_shard_writes();
@@ -84,7 +95,7 @@ SESSREV_FUNCTION(revoke_user_in_shard) {
     Datum values[3] = {PointerGetDatum(user), reason,
                        CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false))};
     char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
-    SPI_connect();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "sessrev: SPI_connect failed");
     const int rc = SPI_execute_with_args(sql, 3, types, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: recording the revocation failed: %s", SPI_result_code_string(rc));

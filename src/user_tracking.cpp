@@ -8,6 +8,8 @@
 // turned into text by its type's output function, which only a superuser can
 // write. Only then does it call revoke_user_sessions (and, for an id freed,
 // release_user_id), SECURITY DEFINER, with plain text arguments.
+#include "user_tracking.hpp"
+
 #include "arguments.hpp"
 #include "boundary.hpp"
 #include "row_columns.hpp"
@@ -15,20 +17,25 @@
 #include "session_lookup.hpp"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class_d.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "nodes/bitmapset.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
+#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -140,26 +147,23 @@ bool any_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const AttrNumber *att
     return false;
 }
 
-// Distributed (sessrev.distribute()), a tracked table co-located with the
-// sessions fires this trigger on its shards, on the nodes that hold the
-// users' sessions too: revoke_user_in_shard records the revocations there,
-// in this transaction (shard_revocation.cpp). Every session of the user
-// goes: the session a user changed their credentials from is known to the
-// coordinator's backend, not to the shard's.
-bool fired_on_shard = false;
+// Where the trigger fired. Distributed (sessrev.distribute()), a tracked
+// table co-located with the sessions fires it on its shards, on the nodes
+// that hold the users' sessions too: revoke_user_in_shard records the
+// revocations there, in this transaction (shard_revocation.cpp). Every
+// session of the user goes: the session a user changed their credentials
+// from is known to the coordinator's backend, not to the shard's.
+enum class Fired : uint8 { on_table, on_shard };
 
-void revoke_in_shard(const char *user_id, const char *reason) {
-    Oid types[2] = {TEXTOID, TEXTOID};
-    OidFunctionCall2(sessrev::lookup::function_oid("revoke_user_in_shard", 2, types),
-                     CStringGetTextDatum(user_id), CStringGetTextDatum(reason));
-}
-
-// Calls sessrev.revoke_user_sessions(user_id, reason, revoked_by, exclude):
-// through fmgr, which applies its SECURITY DEFINER and pinned search_path.
-void revoke_user(const char *user_id, const char *reason, const char *actor,
+// Calls sessrev.revoke_user_sessions(user_id, reason, revoked_by, exclude),
+// or on a shard sessrev.revoke_user_in_shard(user_id, reason): through fmgr,
+// which applies their SECURITY DEFINER and pinned search_path.
+void revoke_user(Fired fired, const char *user_id, const char *reason, const char *actor,
                  const pg_uuid_t *exclude) {
-    if (fired_on_shard) {
-        revoke_in_shard(user_id, reason);
+    if (fired == Fired::on_shard) {
+        Oid types[2] = {TEXTOID, TEXTOID};
+        OidFunctionCall2(sessrev::lookup::function_oid("revoke_user_in_shard", 2, types),
+                         CStringGetTextDatum(user_id), CStringGetTextDatum(reason));
         return;
     }
     Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID};
@@ -177,9 +181,10 @@ void revoke_user(const char *user_id, const char *reason, const char *actor,
 // The id is free for someone else: sessrev.release_user_id(user_id) marks it
 // in the audit log, so that its next holder's my_security_events starts
 // there. Through fmgr (SECURITY DEFINER, pinned search_path); not in a
-// database still at SQL 1.5, which lacks it.
-void release_user(const char *user_id) {
-    if (fired_on_shard) return;  // the audit log is the coordinator's
+// database still at SQL 1.5, which lacks it, nor on a shard's node, which has
+// no audit log.
+void release_user(Fired fired, const char *user_id) {
+    if (fired == Fired::on_shard) return;
     Oid types[1] = {TEXTOID};
     const Oid fn = sessrev::lookup::function_oid("release_user_id", 1, types, true);
     if (!OidIsValid(fn)) return;
@@ -187,9 +192,9 @@ void release_user(const char *user_id) {
 }
 
 // The user row is gone, or its id changed: the sessions go, and the id is free.
-void revoke_released(const char *user_id, const char *reason) {
-    revoke_user(user_id, reason, nullptr, nullptr);
-    release_user(user_id);
+void revoke_released(Fired fired, const char *user_id, const char *reason) {
+    revoke_user(fired, user_id, reason, nullptr, nullptr);
+    release_user(fired, user_id);
 }
 
 // TRUNCATE: every user of the table goes. BEFORE TRUNCATE still sees the rows.
@@ -217,12 +222,40 @@ void revoke_every_user(Relation rel, AttrNumber id) {
     TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
     HeapTuple row;
     while ((row = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
-        if (char *user = user_id_of(row, desc, id)) revoke_released(user, "User deleted");
+        if (char *user = user_id_of(row, desc, id)) revoke_released(Fired::on_table, user, "User deleted");
     }
     table_endscan(scan);
 }
 
 }  // namespace
+
+namespace sessrev::tracking {
+
+void refuse_truncate_of_tracked_shard(Oid relid) {
+    if (!placement::is_citus_shard(relid)) return;
+    Oid none[1] = {InvalidOid};
+    const Oid trigger_function = lookup::function_oid("user_table_changed", 0, none, true);
+    if (!OidIsValid(trigger_function)) return;
+    Relation triggers = table_open(TriggerRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(triggers, TriggerRelidNameIndexId, true, nullptr, 1, &key);
+    bool tracked = false;
+    for (HeapTuple tuple; HeapTupleIsValid(tuple = systable_getnext(scan));)
+        tracked = tracked || reinterpret_cast<Form_pg_trigger>(GETSTRUCT(tuple))->tgfoid == trigger_function;
+    systable_endscan(scan);
+    table_close(triggers, AccessShareLock);
+    if (tracked)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("sessrev: TRUNCATE of %s, a shard of a tracked distributed table, is refused",
+                               get_rel_name(relid)),
+                        errdetail("Citus fires no trigger on a shard for a TRUNCATE: its users' sessions would "
+                                  "stay live."),
+                        errhint("DELETE its rows, which revokes each user's sessions, or run "
+                                "sessrev.untrack_user_table first.")));
+}
+
+}  // namespace sessrev::tracking
 
 // user_table_changed(): AFTER UPDATE OR DELETE (per row)
 // and BEFORE TRUNCATE trigger; arguments: the id column's number and the
@@ -235,33 +268,39 @@ SESSREV_FUNCTION(user_table_changed) {
     Relation rel = trigger->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
     const Columns c = columns_of(trigger->tg_trigger, desc, rel);
-    fired_on_shard = sessrev::lookup::distributed() && sessrev::placement::is_citus_shard(RelationGetRelid(rel));
     const TriggerEvent event = trigger->tg_event;
     if (TRIGGER_FIRED_BY_TRUNCATE(event)) {
         revoke_every_user(rel, c.id);
         return PointerGetDatum(nullptr);
     }
     if (!TRIGGER_FIRED_FOR_ROW(event)) return PointerGetDatum(nullptr);
+    const Fired fired = sessrev::lookup::distributed() && sessrev::placement::is_citus_shard(RelationGetRelid(rel))
+                            ? Fired::on_shard
+                            : Fired::on_table;
+    // A shard's copy being filled by a shard move (Citus's logical
+    // replication): the change was revoked where it was made, and what that
+    // recorded apart moves with the co-located shards.
+    if (fired == Fired::on_shard && IsLogicalWorker()) return PointerGetDatum(nullptr);
     HeapTuple old_row = trigger->tg_trigtuple;
     char *user = user_id_of(old_row, desc, c.id);
     if (user == nullptr) return PointerGetDatum(nullptr);
     if (TRIGGER_FIRED_BY_DELETE(event)) {
-        revoke_released(user, "User deleted");
+        revoke_released(fired, user, "User deleted");
         return PointerGetDatum(nullptr);
     }
     HeapTuple new_row = trigger->tg_newtuple;
     // Another user may register the old id: its sessions must not pass to them.
     if (!same_bytes(old_row, new_row, desc, c.id)) {
-        revoke_released(user, "User id changed");
+        revoke_released(fired, user, "User id changed");
     } else if (any_changed(old_row, new_row, desc, c.privilege, c.privileges)) {
-        revoke_user(user, "Privileges changed", nullptr, nullptr);
+        revoke_user(fired, user, "Privileges changed", nullptr, nullptr);
     } else if (any_changed(old_row, new_row, desc, c.credential, c.credentials)) {
         namespace cs = sessrev::current_session;
         // The user changed their own credentials: keep the session they did it from.
-        if (!fired_on_shard && cs::user_id() != nullptr && strcmp(cs::user_id(), user) == 0)
-            revoke_user(user, "Credentials changed", user, cs::session_id());
+        if (fired == Fired::on_table && cs::user_id() != nullptr && strcmp(cs::user_id(), user) == 0)
+            revoke_user(fired, user, "Credentials changed", user, cs::session_id());
         else
-            revoke_user(user, "Credentials reset", nullptr, nullptr);
+            revoke_user(fired, user, "Credentials reset", nullptr, nullptr);
     }
     return PointerGetDatum(nullptr);
 }

@@ -356,6 +356,35 @@ for my $w (@workers) {
 is(on_coordinator(q{SELECT count(*) FILTER (WHERE id >= 0) || '/' || count(DISTINCT (id, user_id))
 	|| '/' || count(*) FROM sessrev.pending_revocations WHERE user_id LIKE 'tr-%'}) =~ s{^0/([1-9]\d*)/\1$}{ok}r, 'ok',
 	'rows recorded on the shards\' nodes are numbered below 0, apart from the coordinator\'s, each (id, user) once');
+# A shard truncated on its own node (Citus fires no trigger there) is refused.
+my $users_shard = on_coordinator(sprintf(q{SELECT 'public.users_' || s.shardid FROM pg_dist_shard s
+	JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+	WHERE s.logicalrelid = 'public.users'::regclass AND n.nodeport = %d
+	  AND s.shardid = get_shard_id_for_distribution_column('public.users', 'tr-rollback')}, port_of('tr-rollback')));
+my ($rb_node) = grep { $_->port == port_of('tr-rollback') } @workers;
+($ret, $out, $err) = $rb_node->psql('postgres', qq{\\set VERBOSITY verbose
+SET ROLE users_admin; SET citus.enable_manual_changes_to_shards = on; TRUNCATE $users_shard});
+ok($err =~ /0A000/ && $err =~ /a shard of a tracked distributed table, is refused/,
+	'TRUNCATE of a shard of the tracked table on its node is refused (0A000)') or diag($err);
+is(count_live($_, tracked_tokens('tr-rollback')), '2', 'and revokes nothing on ' . $_->name) for @nodes;
+# Repeated changes of one user add no row per change.
+my ($rp_id) = session('tx-repeat');
+on_coordinator(q{INSERT INTO public.users VALUES ('tx-repeat', 'p', 'member', NULL)});
+on_coordinator(qq{SET ROLE users_admin; UPDATE public.users SET role = 'r$_' WHERE id = 'tx-repeat'}) for 1 .. 30;
+cmp_ok(on_coordinator(q{SELECT count(*) FROM sessrev.pending_revocations WHERE user_id = 'tx-repeat'}), '<=', 2,
+	'30 changes of a user leave at most its session and one cut-off recorded apart');
+# A table whose name is too long for <name>_<shard id>: Citus names its shards
+# with a hash, and they are recognised as shards.
+my $long = 'users_with_a_name_long_enough_that_citus_hashes_its_shard_name';
+on_coordinator(qq{CREATE TABLE public.$long (id text PRIMARY KEY, pw text);
+	SELECT create_distributed_table('public.$long', 'id', colocate_with => 'sessrev.sessions');
+	SELECT sessrev.track_user_table('public.$long', 'id', '{pw}');
+	INSERT INTO public.$long VALUES ('tx-long', 'p'); GRANT ALL ON public.$long TO users_admin});
+my (undef, $long_tok) = session('tx-long');
+on_coordinator(qq{SET ROLE users_admin; UPDATE public.$long SET pw = 'q' WHERE id = 'tx-long'});
+is(count_live($_, $long_tok), '0', 'a tracked table with a long name (hashed shard names) revokes: refused on '
+	. $_->name) for @nodes;
+on_coordinator(qq{DROP TABLE public.$long});
 # The worker's fold writes the rows and, once, the audit rows (the shards'
 # nodes have no audit log).
 on_coordinator('SELECT sessrev.apply_pending_revocations()');
@@ -382,6 +411,8 @@ is(join(' ', map { $_->safe_psql('postgres', q{SET citus.show_shards_for_app_nam
 	SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 	WHERE c.relname LIKE 'users\\_1%' AND t.tgname LIKE 'sessrev_revoke_sessions%'})} @workers), '0 0',
 	'untrack_user_table drops the triggers of every shard');
+# Tracked again, through the shard move below.
+on_coordinator(q{SELECT sessrev.track_user_table('public.users', 'id', '{pw}', '{role}')});
 
 on_coordinator(q{CREATE TABLE public.tokens (n int PRIMARY KEY, token text);
 	SELECT create_distributed_table('public.tokens', 'n')});
@@ -458,6 +489,14 @@ my (undef, $m_tok) = session('mover');
 is(count_live($worker3, $m_tok, $n_tok), '2', 'a node added later answers');
 my $shard = on_coordinator(q{SELECT get_shard_id_for_distribution_column('sessrev.sessions', 'mover')});
 my $from_port = port_of('mover');
+# A tracked user in the moving shard, changed while the move runs: the
+# copies Citus makes by logical replication fire the trigger on the new
+# placement, where it must neither fail nor hold the move up.
+my $mv_user = on_coordinator(qq{SELECT u FROM generate_series(1, 10000) g, LATERAL (SELECT 'mv' || g AS u) x
+	WHERE get_shard_id_for_distribution_column('sessrev.sessions', u) = $shard ORDER BY g LIMIT 1});
+on_coordinator(qq{INSERT INTO public.users VALUES ('$mv_user', 'p', 'member', NULL)});
+my (undef, $mv_tok) = session($mv_user);
+my $mv_changes = 0;
 my $mover = $coordinator->background_psql('postgres');
 $mover->{stdin} .= sprintf(qq{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d);\n\\echo moved\n},
 	$shard, $coordinator->host, $from_port, $worker3->host, $worker3->port);
@@ -478,6 +517,10 @@ until ($mover->{stdout} =~ /moved/) {
 		$stale_during++ if $revoked && $m2 ne 't';
 		$refused_live++ if !$revoked && $m2 ne 'f';
 	}
+	if ($during % 8 == 0) {
+		on_coordinator(qq{UPDATE public.users SET role = 'r$during' WHERE id = '$mv_user'});
+		$mv_changes++;
+	}
 	if (!$revoked && $during >= 40) {
 		on_coordinator(qq{SELECT sessrev.revoke_token('$m2_tok')});
 		$revoked = 1;
@@ -493,6 +536,8 @@ is($stale_during, 0, 'the session revoked during the move is refused by every ch
 note("$refused_live of the live session's checks during the move answered revoked");
 cmp_ok($refused_live, '<', $during / 10, 'the live session answers live during the move (a few refusals at the switch)');
 is(port_of('mover'), $worker3->port, 'the shard moved');
+cmp_ok($mv_changes, '>', 0, "a tracked user of the moving shard was changed $mv_changes times during the move");
+is(count_live($_, $mv_tok), '0', 'that user\'s session is refused after the move on ' . $_->name) for @nodes;
 # The same long-lived connections, whose shard maps were read before the move.
 is(join(',', map { $_->query_safe(qq{SELECT sessrev.is_revoked('$m_tok')::text || sessrev.is_revoked('$m2_tok')::text}) }
 	@checkers[0 .. 2], $checker3), join(',', ('falsetrue') x 4), 'after the move, on the connections that checked before it');
