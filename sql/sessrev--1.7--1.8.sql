@@ -150,7 +150,7 @@ COMMENT ON FUNCTION sessrev.track_user_table(regclass, name, name[], name[]) IS
 
 -- Folds pending revocations into the rows, where no one holds them; run by
 -- the worker, and by cleanup_expired_sessions; 1.8 audits those that a
--- shard's node recorded. One session or user at a
+-- shard's node recorded, and deletes a cut-off only as it read it. One session or user at a
 -- time, each statement within that user's rows.
 CREATE OR REPLACE FUNCTION sessrev.apply_pending_revocations() RETURNS integer
     LANGUAGE plpgsql
@@ -212,7 +212,10 @@ BEGIN
             ON CONFLICT ON CONSTRAINT user_token_cutoffs_pkey
             DO UPDATE SET not_before = greatest(c.not_before, excluded.not_before),
                           updated_at = excluded.updated_at;
-            DELETE FROM sessrev.pending_revocations p WHERE p.id = r.id AND p.user_id = r.user_id;
+            -- Only as read: a shard's node may have moved it forward since
+            -- (revoke_user_in_shard), which a later run folds.
+            DELETE FROM sessrev.pending_revocations p
+             WHERE p.id = r.id AND p.user_id = r.user_id AND p.not_before = r.not_before;
             v_done := v_done + 1;
         EXCEPTION WHEN lock_not_available THEN
             NULL;  -- still held: a later run folds it

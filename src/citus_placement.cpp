@@ -114,13 +114,13 @@ char citus_kind(Relation rel, AttrNumber logicalrelid, AttrNumber partmethod, At
 // Calls visit(tuple, descriptor) for each row of catalog relid whose column
 // equals value (compared with equal).
 template <typename Visit>
-void each_row(Oid relid, const char *column, RegProcedure equal, Datum value, Visit visit) {
+void each_row(Oid relid, const char *column, RegProcedure equal, Datum value, Visit visit, Oid index = InvalidOid) {
     const AttrNumber attnum = get_attnum(relid, column);
     if (attnum == InvalidAttrNumber) return;
     Relation rel = table_open(relid, AccessShareLock);
     ScanKeyData key;
     ScanKeyInit(&key, attnum, BTEqualStrategyNumber, equal, value);
-    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    SysScanDesc scan = systable_beginscan(rel, index, OidIsValid(index), nullptr, 1, &key);
     for (HeapTuple tuple; HeapTupleIsValid(tuple = systable_getnext(scan));) visit(tuple, RelationGetDescr(rel));
     systable_endscan(scan);
     table_close(rel, AccessShareLock);
@@ -305,7 +305,11 @@ void register_hooks() {
 
 Placement judge(const Oid *relids, const char *distributed_kinds, int n) {
     Placement p;
-    if (!OidIsValid(get_extension_oid("citus", true))) return p;
+    if (!OidIsValid(get_extension_oid("citus", true))) {
+        // Citus dropped: none of its tables' oids is kept.
+        local_group_table = partition_table = node_table = shard_table = shard_placement_table = InvalidOid;
+        return p;
+    }
     local_group_table = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
     partition_table = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
     node_table = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
@@ -421,10 +425,10 @@ bool names_a_shard(Oid relid) {
 }
 
 bool is_citus_table(Oid relid) {
-    if (!OidIsValid(partition_table)) return false;
+    const Oid partitions = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+    if (!OidIsValid(partitions)) return false;
     bool found = false;
-    each_row(partition_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid),
-             [&](HeapTuple, TupleDesc) { found = true; });
+    each_row(partitions, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), [&](HeapTuple, TupleDesc) { found = true; });
     return found;
 }
 
@@ -450,8 +454,10 @@ void shard_name(const char *name, int64 shard, char (&out)[NAMEDATALEN]) {
 }  // namespace
 
 bool is_citus_shard(Oid relid) {
-    if (!OidIsValid(shard_table)) shard_table = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
-    if (!OidIsValid(shard_table)) return false;
+    // Resolved each time: Citus may have been dropped or created since.
+    const Oid shards = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
+    const Oid by_shardid = get_relname_relid("pg_dist_shard_shardid_index", PG_CATALOG_NAMESPACE);
+    if (!OidIsValid(shards)) return false;
     const char *relname = get_rel_name(relid);
     if (relname == nullptr) return false;
     // Every shard's name ends in _<shard id>.
@@ -462,10 +468,10 @@ bool is_citus_shard(Oid relid) {
     errno = 0;
     const long long shard = std::strtoll(suffix + 1, nullptr, 10);
     if (errno != 0) return false;
-    const AttrNumber logicalrelid = get_attnum(shard_table, "logicalrelid");
+    const AttrNumber logicalrelid = get_attnum(shards, "logicalrelid");
     if (logicalrelid == InvalidAttrNumber) return false;
     bool found = false;
-    each_row(shard_table, "shardid", F_INT8EQ, Int64GetDatum(shard), [&](HeapTuple tuple, TupleDesc desc) {
+    each_row(shards, "shardid", F_INT8EQ, Int64GetDatum(shard), [&](HeapTuple tuple, TupleDesc desc) {
         bool isnull;
         const Oid table = DatumGetObjectId(heap_getattr(tuple, logicalrelid, desc, &isnull));
         if (isnull || get_rel_namespace(table) != get_rel_namespace(relid)) return;
@@ -474,7 +480,7 @@ bool is_citus_shard(Oid relid) {
         char expected[NAMEDATALEN];
         shard_name(name, shard, expected);
         found = found || strcmp(expected, relname) == 0;
-    });
+    }, by_shardid);
     return found;
 }
 

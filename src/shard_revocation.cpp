@@ -16,6 +16,7 @@
 extern "C" {
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -49,13 +50,18 @@ SESSREV_FUNCTION(revoke_user_in_shard) {
                                 "sessrev.revoke_user_in_shard() is for sessrev's distributed layout");
     const lookup::Layout l = lookup::layout();
     const int range = lookup::range_of(l.shards, sessrev::routing::user_hash(PointerGetDatum(user)));
-    if (range < 0 || !lookup::held_here(l.shards, range))
+    if (range < 0 || !lookup::held_here(l.shards, range)) {
+        // A placement being filled by a shard move (Citus's logical
+        // replication) is not this node's yet: the change was revoked where
+        // it was made, and what that recorded apart moves with the shards.
+        if (IsLogicalWorker()) PG_RETURN_INT64(0);
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("sessrev: the sessions of user \"%s\" are not on this node", text_to_cstring(user)),
                  errdetail("A tracked distributed users table revokes in the shard of sessrev.sessions on the "
                            "node of its own shard: the two are not co-located."),
                  errhint("Distribute the users table by its id with colocate_with => 'sessrev.sessions'.")));
+    }
     const lookup::LocalShard &shard = l.shards.local[range];
     const char *pending_name = get_rel_name(shard.pending);
     const char *sessions_name = get_rel_name(shard.sessions);

@@ -32,7 +32,6 @@ extern "C" {
 #include "nodes/bitmapset.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
-#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -210,7 +209,8 @@ void revoke_every_user(Relation rel, AttrNumber id) {
     // where the rows are not; its users' sessions would have to be revoked
     // through Citus in a transaction that Citus then refuses to TRUNCATE in
     // (DDL on a placement read over another role's connection).
-    if (sessrev::lookup::distributed() && sessrev::placement::is_citus_table(RelationGetRelid(rel)))
+    if (sessrev::lookup::distributed() && (sessrev::placement::is_citus_table(RelationGetRelid(rel)) ||
+                                           sessrev::placement::is_citus_shard(RelationGetRelid(rel))))
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                  errmsg("sessrev: TRUNCATE of %s, a tracked distributed table, is refused",
@@ -277,10 +277,6 @@ SESSREV_FUNCTION(user_table_changed) {
     const Fired fired = sessrev::lookup::distributed() && sessrev::placement::is_citus_shard(RelationGetRelid(rel))
                             ? Fired::on_shard
                             : Fired::on_table;
-    // A shard's copy being filled by a shard move (Citus's logical
-    // replication): the change was revoked where it was made, and what that
-    // recorded apart moves with the co-located shards.
-    if (fired == Fired::on_shard && IsLogicalWorker()) return PointerGetDatum(nullptr);
     HeapTuple old_row = trigger->tg_trigtuple;
     char *user = user_id_of(old_row, desc, c.id);
     if (user == nullptr) return PointerGetDatum(nullptr);
