@@ -439,16 +439,21 @@ namespace {
 // clipped, the hash of the whole name in 8 hex digits, and _<shard id>.
 void shard_name(const char *name, int64 shard, char (&out)[NAMEDATALEN]) {
     char suffix[32];
-    snprintf(suffix, sizeof suffix, "_" INT64_FORMAT, shard);
+    const int suffix_length = snprintf(suffix, sizeof suffix, "_" INT64_FORMAT, shard);
     const int length = static_cast<int>(std::strlen(name));
-    const int suffix_length = static_cast<int>(std::strlen(suffix));
+    int at = length;
     if (length < NAMEDATALEN - suffix_length) {
-        snprintf(out, sizeof out, "%s%s", name, suffix);
-        return;
+        memcpy(out, name, length);
+    } else {
+        const int clip = pg_mbcliplen(name, length, NAMEDATALEN - suffix_length - 10);
+        char hash[16];
+        const uint32 whole = DatumGetUInt32(hash_any(reinterpret_cast<const unsigned char *>(name), length));
+        snprintf(hash, sizeof hash, "_%.8x", whole);
+        memcpy(out, name, clip);
+        memcpy(out + clip, hash, 9);
+        at = clip + 9;
     }
-    const uint32 hash = hash_any(reinterpret_cast<const unsigned char *>(name), length);
-    const int clip = pg_mbcliplen(name, length, NAMEDATALEN - suffix_length - 10);
-    snprintf(out, sizeof out, "%.*s_%.8x%s", clip, name, hash, suffix);
+    memcpy(out + at, suffix, suffix_length + 1);
 }
 
 }  // namespace
