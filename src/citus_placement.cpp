@@ -459,10 +459,6 @@ void shard_name(const char *name, int64 shard, char (&out)[NAMEDATALEN]) {
 }  // namespace
 
 bool is_citus_shard(Oid relid) {
-    // Resolved each time: Citus may have been dropped or created since.
-    const Oid shards = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
-    const Oid by_shardid = get_relname_relid("pg_dist_shard_shardid_index", PG_CATALOG_NAMESPACE);
-    if (!OidIsValid(shards)) return false;
     const char *relname = get_rel_name(relid);
     if (relname == nullptr) return false;
     // Every shard's name ends in _<shard id>.
@@ -473,6 +469,10 @@ bool is_citus_shard(Oid relid) {
     errno = 0;
     const long long shard = std::strtoll(suffix + 1, nullptr, 10);
     if (errno != 0) return false;
+    // Resolved each time: Citus may have been dropped or created since.
+    const Oid shards = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
+    const Oid by_shardid = get_relname_relid("pg_dist_shard_shardid_index", PG_CATALOG_NAMESPACE);
+    if (!OidIsValid(shards)) return false;
     const AttrNumber logicalrelid = get_attnum(shards, "logicalrelid");
     if (logicalrelid == InvalidAttrNumber) return false;
     bool found = false;
