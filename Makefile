@@ -5,7 +5,7 @@ MODULE_big = sessrev
 # the newest release is built from the last full one plus the upgrades since, so
 # that a fresh install and an upgrade run the very same SQL.
 DATA       = sql/sessrev--1.0.sql $(filter-out $(DATA_built),$(wildcard sql/sessrev--*--*.sql))
-DATA_built = sql/sessrev--1.8.sql sql/sessrev--1.0--1.5.sql
+DATA_built = sql/sessrev--1.9.sql sql/sessrev--1.0--1.5.sql
 OBJS       = $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))
 
 PG_CONFIG ?= pg_config
@@ -65,9 +65,10 @@ endif
 # PGXS tracks no header dependencies: rebuild everything when a header changes.
 $(OBJS): $(wildcard src/*.hpp) .build-flavor
 
-sql/sessrev--1.8.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
+sql/sessrev--1.9.sql: sql/sessrev--1.0.sql sql/sessrev--1.0--1.1.sql sql/sessrev--1.1--1.2.sql \
                      sql/sessrev--1.2--1.3.sql sql/sessrev--1.3--1.4.sql sql/sessrev--1.4--1.5.sql \
-                     sql/sessrev--1.5--1.6.sql sql/sessrev--1.6--1.7.sql sql/sessrev--1.7--1.8.sql
+                     sql/sessrev--1.5--1.6.sql sql/sessrev--1.6--1.7.sql sql/sessrev--1.7--1.8.sql \
+                     sql/sessrev--1.8--1.9.sql
 	cat $^ > $@
 
 # The update from 1.0 in one step, which PostgreSQL prefers to the five (1.5

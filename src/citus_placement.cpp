@@ -25,6 +25,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
+#include "nodes/primnodes.h"
 #include "catalog/pg_type_d.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
@@ -350,6 +351,22 @@ Placement judge(const Oid *relids, const char *distributed_kinds, int n) {
     else if (!coordinator_listed())
         p.where = Where::unconfirmed;
     return p;
+}
+
+AttrNumber distribution_column(Oid relid) {
+    if (!OidIsValid(partition_table)) return InvalidAttrNumber;
+    const AttrNumber partkey = get_attnum(partition_table, "partkey");
+    if (partkey == InvalidAttrNumber) return InvalidAttrNumber;
+    AttrNumber column = InvalidAttrNumber;
+    each_row(partition_table, "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), [&](HeapTuple tuple, TupleDesc desc) {
+        bool isnull;
+        const Datum key = heap_getattr(tuple, partkey, desc, &isnull);
+        if (isnull) return;
+        // A Var, as nodeToString wrote it.
+        const Node *node = static_cast<const Node *>(stringToNode(TextDatumGetCString(key)));
+        if (node != nullptr && IsA(node, Var)) column = reinterpret_cast<const Var *>(node)->varattno;
+    });
+    return column;
 }
 
 int shard_ranges(Oid relid, ShardRange **ranges) {

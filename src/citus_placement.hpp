@@ -72,6 +72,10 @@ struct ShardRange {
 // one active placement of each shard.
 int shard_ranges(Oid relid, ShardRange **ranges);
 
+// The column that hash-distributed table relid is distributed by (Citus's
+// partkey); InvalidAttrNumber when relid is not one.
+AttrNumber distribution_column(Oid relid);
+
 // The shard id of reference table relid, and whether group holds a
 // placement of it; 0 when relid is not a reference table.
 int64 reference_shard(Oid relid, int32 group, bool *placed_here);

@@ -115,13 +115,16 @@ SESSREV_FUNCTION(is_jwt_revoked) {
     // Distributed: the denylist and the global cut-off are reference tables,
     // held by every node; a user's cut-off is in the user's shard.
     sessrev::lookup::at_shard(-1);
+    // Distributed by a bigint or uuid key: the user's cut-off is kept under
+    // the key's own text.
+    const Datum user = has_user ? sessrev::routing::stored_user_id(PG_GETARG_DATUM(1)) : Datum(0);
     if (sessrev::lookup::distributed()) {
         if (has_user) {
-            const sessrev::routing::Route route = sessrev::routing::of_user(PG_GETARG_DATUM(1));
+            const sessrev::routing::Route route = sessrev::routing::of_user(user);
             if (route.goes == sessrev::routing::Goes::remote) {
                 sessrev::routing::refuse_remote_if_unsafe();
                 PG_RETURN_BOOL(sessrev::check_forwarding::is_jwt_revoked(
-                    route.group, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr, PG_GETARG_TEXT_PP(1), issued_at));
+                    route.group, has_jti ? PG_GETARG_TEXT_PP(0) : nullptr, DatumGetTextPP(user), issued_at));
             }
             sessrev::lookup::at_shard(route.range);
         }
@@ -132,7 +135,7 @@ SESSREV_FUNCTION(is_jwt_revoked) {
     const bool usable = cache_usable();
     TimestampTz not_before;
     if (global_cutoff(usable, &not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
-    if (has_user && user_cutoff(usable, PG_GETARG_DATUM(1), &not_before) && issued_at < not_before)
+    if (has_user && user_cutoff(usable, user, &not_before) && issued_at < not_before)
         PG_RETURN_BOOL(true);
     PG_RETURN_BOOL(has_jti && jti_denylisted(usable, PG_GETARG_DATUM(0)));
 }

@@ -17,6 +17,7 @@ void _PG_init(void);
 #include "current_session.hpp"
 #include "session_cache.hpp"
 #include "session_lookup.hpp"
+#include "key_routing.hpp"
 #include "table_guard.hpp"
 #include "standby_records.hpp"
 #include "touch_queue.hpp"
@@ -51,6 +52,7 @@ extern "C" void _PG_init(void) {
     sessrev::validation::register_callbacks();
     sessrev::placement::register_hooks();
     sessrev::table_guard::register_hooks();
+    sessrev::key_routing::register_hooks();
     // The cache lives in shared memory, which only preloading can reserve.
     if (!process_shared_preload_libraries_in_progress) return;
     prev_shmem_request = shmem_request_hook;

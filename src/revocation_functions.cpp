@@ -6,6 +6,7 @@
 #include "boundary.hpp"
 #include "compat.hpp"
 #include "revocation.hpp"
+#include "shard_routing.hpp"
 #include "session_lookup.hpp"
 
 extern "C" {
@@ -79,7 +80,7 @@ SESSREV_FUNCTION(revoke_session) {
 //                      exclude_session_id uuid) RETURNS integer
 SESSREV_FUNCTION(revoke_user_sessions) {
     Request r = request_of(fcinfo, Scope::user, 1, 2);
-    r.user_id = PointerGetDatum(arguments::user_id(fcinfo, 0));
+    r.user_id = sessrev::routing::stored_user_id(PointerGetDatum(arguments::user_id(fcinfo, 0)));
     r.exclude_null = PG_ARGISNULL(3);
     r.exclude = r.exclude_null ? Datum(0) : PG_GETARG_DATUM(3);
     SPI_connect();

@@ -263,6 +263,17 @@ Layout read_layout(bool missing_ok) {
     const char distributed_kinds[] = {'h', 'r', 'h', 'r', 'h', 'h'};
     static_assert(lengthof(distributed_kinds) == lengthof(read_directly));
     fresh.placement = placement::judge(read_directly, distributed_kinds, lengthof(read_directly));
+    if (fresh.placement.where == placement::Where::distributed) {
+        const AttrNumber key = placement::distribution_column(fresh.sessions);
+        if (key == InvalidAttrNumber) {
+            if (missing_ok) return Layout{};
+            elog(ERROR, "sessrev: Citus's metadata names no distribution column of sessrev.sessions");
+        }
+        if (key != fresh.user_id) {
+            fresh.user_key = key;
+            fresh.user_key_type = get_atttype(fresh.sessions, key);
+        }
+    }
     if (fresh.placement.where == placement::Where::distributed && !read_shards(&fresh, schema)) {
         if (missing_ok) return Layout{};
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -354,6 +365,11 @@ Layout layout() {
 }
 
 bool serving() { return OidIsValid(cached_layout.sessions); }
+
+Layout layout_of_tables() {
+    const Layout l = layout();
+    return serving() ? cached_layout : l;
+}
 
 placement::Placement placement_now() {
     if (serving()) return cached_layout.placement;

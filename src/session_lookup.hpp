@@ -79,6 +79,11 @@ struct Layout {
     AttrNumber global_not_before = InvalidAttrNumber;
     // Every trigger the cache relies on is enabled ALWAYS (trigger_arming.hpp).
     bool armed = false;
+    // Distributed by the user id as a bigint or a uuid (user_id_bigint or
+    // user_id_uuid, sessrev.distribute(user_id_type => ...)): that column of
+    // sessions, and its type.
+    AttrNumber user_key = InvalidAttrNumber;
+    Oid user_key_type = InvalidOid;
     // Whether this node's tables hold the rows (citus_placement.hpp).
     placement::Placement placement;
     // The distributed layout's shards; the tables above are then the Citus
@@ -107,6 +112,9 @@ inline bool held_here(const ShardMap &map, int i) { return OidIsValid(map.local[
 int range_of_shard(const ShardMap &map, Oid relid);
 // Whether this node answers for the shards it holds (sessrev.distribute()).
 bool distributed();
+
+// layout() as its tables are, whatever shard at_shard() chose.
+Layout layout_of_tables();
 
 void register_callbacks();
 

@@ -75,14 +75,19 @@ SESSREV_FUNCTION(revoke_user_in_shard) {
     // below 0, apart for each node (its group in bits 48 and up).
     char sql[2048];
     const char *pending = quote_identifier(pending_name);
+    // Distributed by the user id as a bigint or a uuid: the rows carry it ($4).
+    const bool keyed = OidIsValid(l.user_key_type);
+    const char *key = keyed ? get_attname(lookup::layout_of_tables().sessions, l.user_key, true) : nullptr;
+    if (keyed && key == nullptr) elog(ERROR, "sessrev: the shards held here changed; run the statement again");
+    const char *key_column = keyed ? psprintf(", %s", quote_identifier(key)) : "";
     const char *id = "OPERATOR(pg_catalog.-) ((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8"
                      " OPERATOR(pg_catalog.<<) 48 OPERATOR(pg_catalog.|)"
                      " pg_catalog.nextval('sessrev.pending_revocations_id_seq'::pg_catalog.regclass))";
     const int length = snprintf(
         sql, sizeof sql,
         "WITH sessions AS ("
-        " INSERT INTO sessrev.%s (id, session_id, user_id, reason, actor)"
-        " SELECT %s, s.id, s.user_id, $2, $3 FROM sessrev.%s s"
+        " INSERT INTO sessrev.%s (id, session_id, user_id, reason, actor%s)"
+        " SELECT %s, s.id, s.user_id, $2, $3%s FROM sessrev.%s s"
         " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND NOT s.revoked"
         " AND NOT EXISTS (SELECT FROM sessrev.%s p WHERE p.session_id OPERATOR(pg_catalog.=) s.id)"
         " RETURNING 1"
@@ -90,19 +95,21 @@ SESSREV_FUNCTION(revoke_user_in_shard) {
         " UPDATE sessrev.%s p SET not_before = GREATEST(p.not_before, pg_catalog.now())"
         " WHERE p.user_id OPERATOR(pg_catalog.=) $1 AND p.session_id IS NULL RETURNING 1"
         "), cutoff AS ("
-        " INSERT INTO sessrev.%s (id, user_id, not_before, reason, actor)"
-        " SELECT %s, $1, pg_catalog.now(), $2, $3 WHERE NOT EXISTS (SELECT FROM moved)"
+        " INSERT INTO sessrev.%s (id, user_id, not_before, reason, actor%s)"
+        " SELECT %s, $1, pg_catalog.now(), $2, $3%s WHERE NOT EXISTS (SELECT FROM moved)"
         ") SELECT pg_catalog.count(*) FROM sessions",
-        pending, id, quote_identifier(sessions_name), pending, pending, pending, id);
+        pending, key_column, id, keyed ? psprintf(", s.%s", quote_identifier(key)) : "", quote_identifier(sessions_name), pending, pending,
+        pending, key_column, id, keyed ? ", $4" : "");
     if (length < 0 || static_cast<size_t>(length) >= sizeof sql) elog(ERROR, "sessrev: shard names too long");
     const int nest = NewGUCNestLevel();
     allow_shard_writes();
-    Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
-    Datum values[3] = {PointerGetDatum(user), reason,
-                       CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false))};
-    char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
+    Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, l.user_key_type};
+    Datum values[4] = {PointerGetDatum(user), reason,
+                       CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false)),
+                       keyed ? sessrev::routing::user_key(PointerGetDatum(user), l.user_key_type) : Datum(0)};
+    char nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', ' '};
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "sessrev: SPI_connect failed");
-    const int rc = SPI_execute_with_args(sql, 3, types, values, nulls, false, 0);
+    const int rc = SPI_execute_with_args(sql, keyed ? 4 : 3, types, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "sessrev: recording the revocation failed: %s", SPI_result_code_string(rc));
     bool isnull;

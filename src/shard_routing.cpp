@@ -13,6 +13,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 PGDLLEXPORT Datum generate_token(PG_FUNCTION_ARGS);
 }
@@ -45,8 +47,34 @@ Route at_range(const lookup::ShardMap &map, int range) {
 
 }  // namespace
 
+Datum user_key(Datum user_id, Oid type) {
+    Oid input, ioparam;
+    getTypeInputInfo(type, &input, &ioparam);
+    return OidInputFunctionCall(input, TextDatumGetCString(user_id), ioparam, -1);
+}
+
+namespace {
+
+// The key type of the distributed layout; InvalidOid for user_id's text.
+Oid key_type() { return lookup::distributed() ? lookup::layout().user_key_type : InvalidOid; }
+
+}  // namespace
+
 int32 user_hash(Datum user_id) {
-    return DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID, user_id));
+    const Oid type = key_type();
+    if (!OidIsValid(type)) return DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID, user_id));
+    TypeCacheEntry *entry = lookup_type_cache(type, TYPECACHE_HASH_PROC_FINFO);
+    if (!OidIsValid(entry->hash_proc)) elog(ERROR, "sessrev: the user key's type has no hash function");
+    return DatumGetInt32(FunctionCall1Coll(&entry->hash_proc_finfo, InvalidOid, user_key(user_id, type)));
+}
+
+Datum stored_user_id(Datum user_id) {
+    const Oid type = key_type();
+    if (!OidIsValid(type)) return user_id;
+    Oid output;
+    bool varlena;
+    getTypeOutputInfo(type, &output, &varlena);
+    return CStringGetTextDatum(OidOutputFunctionCall(output, user_key(user_id, type)));
 }
 
 namespace {

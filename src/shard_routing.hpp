@@ -41,8 +41,17 @@ Route of_user(Datum user_id);
 // A check without a shard to go to (a session id): every node holding shards.
 Route everywhere();
 
-// The hash of user_id, as Citus hashes the distribution column.
+// The hash of user_id, as Citus hashes the distribution column: user_id
+// itself, or its user key (lookup::Layout::user_key_type).
 int32 user_hash(Datum user_id);
+
+// user_id (text) in key type type (its input function).
+Datum user_key(Datum user_id, Oid type);
+
+// user_id (text) as sessrev's tables hold it: distributed by a bigint or
+// uuid user key, the key's own text (' 042' and 42 are one user, stored as
+// '42'; an id that is no key is refused, 22P02); else user_id itself.
+Datum stored_user_id(Datum user_id);
 
 // The groups other than this node's holding shards (at most max, distinct);
 // their count.

@@ -29,7 +29,9 @@ Oid schema = InvalidOid;
 
 void forget_schema(Datum, int, uint32) { schema_known = false; }
 
-// Whether the statement's range table names a relation in schema sessrev.
+
+}  // namespace
+
 bool names_sessrev_relation(const List *rtable) {
     const ListCell *cell;
     foreach (cell, rtable) {
@@ -44,6 +46,8 @@ bool names_sessrev_relation(const List *rtable) {
     }
     return false;
 }
+
+namespace {
 
 // Whether the statement writes sessrev.session_audit_log.
 bool writes_audit_log(const PlannedStmt *statement) {

@@ -5,7 +5,17 @@
 // Checks are forwarded before they read anything (check_forwarding.hpp).
 #pragma once
 
+extern "C" {
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+}
+
 namespace sessrev::table_guard {
+
+// Whether rtable (a statement's range table) names a relation in schema
+// sessrev.
+bool names_sessrev_relation(const List *rtable);
 
 // From _PG_init: the executor hook, in every backend that loads sessrev.
 void register_hooks();

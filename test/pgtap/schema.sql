@@ -12,7 +12,7 @@ SELECT has_table('sessrev', 'sessions', 'sessions table exists');
 SELECT columns_are('sessrev', 'sessions', ARRAY[
     'id', 'user_id', 'token_hash', 'device_info', 'ip_address', 'user_agent', 'metadata',
     'created_at', 'last_active_at', 'expires_at', 'revoked', 'revoked_at', 'revoked_reason',
-    'revoked_by'], 'sessions has exactly the contracted columns');
+    'revoked_by', 'user_id_bigint', 'user_id_uuid'], 'sessions has exactly the contracted columns');
 SELECT col_type_is('sessrev', 'sessions', 'id', 'uuid', 'sessions.id is uuid');
 SELECT col_is_pk('sessrev', 'sessions', 'id', 'sessions.id is the primary key');
 SELECT col_default_is('sessrev', 'sessions', 'id', 'gen_random_uuid()', 'ids come from gen_random_uuid()');
