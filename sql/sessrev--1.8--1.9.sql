@@ -7,15 +7,16 @@
 -- script: Citus creates no copy of an extension's tables on its nodes, and
 -- names the distribution column to each node, new nodes too. IF NOT EXISTS:
 -- on a distributed cluster, the coordinator's ALTER TABLE reaches the nodes
--- before their own run of this script.
-ALTER TABLE sessrev.sessions ADD COLUMN IF NOT EXISTS user_id_bigint bigint,
-                             ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
-ALTER TABLE sessrev.pending_revocations ADD COLUMN IF NOT EXISTS user_id_bigint bigint,
-                                        ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
-ALTER TABLE sessrev.retired_tokens ADD COLUMN IF NOT EXISTS user_id_bigint bigint,
-                                   ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
-ALTER TABLE sessrev.user_token_cutoffs ADD COLUMN IF NOT EXISTS user_id_bigint bigint,
-                                       ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
+-- before their own run of this script (one column each: Citus 14 sends an
+-- ALTER TABLE of two as two commands in one prepared statement, refused).
+ALTER TABLE sessrev.sessions ADD COLUMN IF NOT EXISTS user_id_bigint bigint;
+ALTER TABLE sessrev.sessions ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
+ALTER TABLE sessrev.pending_revocations ADD COLUMN IF NOT EXISTS user_id_bigint bigint;
+ALTER TABLE sessrev.pending_revocations ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
+ALTER TABLE sessrev.retired_tokens ADD COLUMN IF NOT EXISTS user_id_bigint bigint;
+ALTER TABLE sessrev.retired_tokens ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
+ALTER TABLE sessrev.user_token_cutoffs ADD COLUMN IF NOT EXISTS user_id_bigint bigint;
+ALTER TABLE sessrev.user_token_cutoffs ADD COLUMN IF NOT EXISTS user_id_uuid uuid;
 COMMENT ON COLUMN sessrev.sessions.user_id_bigint IS
     'user_id as a bigint, when sessrev.distribute(user_id_type => ''bigint'') distributed the table by it; else NULL.';
 COMMENT ON COLUMN sessrev.sessions.user_id_uuid IS
