@@ -116,10 +116,11 @@ SESSREV_FUNCTION(is_jwt_revoked) {
     // held by every node; a user's cut-off is in the user's shard.
     sessrev::lookup::at_shard(-1);
     // Distributed by a bigint or uuid key: the user's cut-off is kept under
-    // the key's own text.
-    const Datum user = has_user ? sessrev::routing::stored_user_id(PG_GETARG_DATUM(1)) : Datum(0);
+    // the key's own text, and an id that cannot be a key has none.
+    Datum user = Datum(0);
+    const bool user_kept = has_user && sessrev::routing::stored_user_id(PG_GETARG_DATUM(1), &user);
     if (sessrev::lookup::distributed()) {
-        if (has_user) {
+        if (user_kept) {
             const sessrev::routing::Route route = sessrev::routing::of_user(user);
             if (route.goes == sessrev::routing::Goes::remote) {
                 sessrev::routing::refuse_remote_if_unsafe();
@@ -135,7 +136,7 @@ SESSREV_FUNCTION(is_jwt_revoked) {
     const bool usable = cache_usable();
     TimestampTz not_before;
     if (global_cutoff(usable, &not_before) && issued_at < not_before) PG_RETURN_BOOL(true);
-    if (has_user && user_cutoff(usable, user, &not_before) && issued_at < not_before)
+    if (user_kept && user_cutoff(usable, user, &not_before) && issued_at < not_before)
         PG_RETURN_BOOL(true);
     PG_RETURN_BOOL(has_jti && jti_denylisted(usable, PG_GETARG_DATUM(0)));
 }

@@ -15,6 +15,7 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 }
@@ -77,6 +78,9 @@ bool keys_now(Keys *k) {
 const Keyed *user_id_of(const Keys &k, const Levels &levels, const Node *node) {
     if (node == nullptr || !IsA(node, Var)) return nullptr;
     const Var *var = reinterpret_cast<const Var *>(node);
+    // A column named through a join's alias: its twin would be named so too,
+    // by the join's column numbers, which Citus's deparser prints.
+    if (static_cast<int>(var->varnosyn) != static_cast<int>(var->varno)) return nullptr;
     if (var->varlevelsup >= static_cast<Index>(levels.n)) return nullptr;
     const Query *q = levels.queries[levels.n - 1 - static_cast<int>(var->varlevelsup)];
     if (var->varno < 1 || var->varno > list_length(q->rtable)) return nullptr;
@@ -140,6 +144,8 @@ Expr *twin(const Keys &k, const Levels &levels, const Node *conjunct) {
     if (conjunct == nullptr || !IsA(conjunct, OpExpr)) return nullptr;
     const OpExpr *op = reinterpret_cast<const OpExpr *>(conjunct);
     if (op->opno != TextEqualOperator || list_length(op->args) != 2) return nullptr;
+    // Under a nondeterministic collation another text than the key's can be equal.
+    if (OidIsValid(op->inputcollid) && !get_collation_isdeterministic(op->inputcollid)) return nullptr;
     const Node *left = static_cast<const Node *>(linitial(op->args));
     const Node *right = static_cast<const Node *>(lsecond(op->args));
     const Keyed *l = user_id_of(k, levels, left), *r = user_id_of(k, levels, right);
@@ -194,6 +200,44 @@ void twin_joins(const Keys &k, const Levels &levels, Node *node) {
     }
 }
 
+// Whether value, copied, would be evaluated twice to another value, or
+// holds a query.
+bool not_copyable(const Node *value) {
+    return contain_volatile_functions(const_cast<Node *>(value)) || checkExprHasSubLink(const_cast<Node *>(value));
+}
+
+// The key of the rows an INSERT of q writes, given their user_id (expr);
+// null when it cannot be copied (Citus then refuses the INSERT, which names
+// no key). Rows of a VALUES list each get their key in a column of their
+// own, which Citus reads row by row, as it reads user_id.
+Expr *key_of_rows(const Keys &k, Query *q, Expr *user_id, char *name) {
+    const Node *expr = reinterpret_cast<const Node *>(user_id);
+    if (IsA(expr, Var) && reinterpret_cast<const Var *>(expr)->varlevelsup == 0) {
+        const Var *column = reinterpret_cast<const Var *>(expr);
+        RangeTblEntry *values = rt_fetch(column->varno, q->rtable);
+        if (values->rtekind == RTE_VALUES) {
+            const ListCell *cell;
+            foreach (cell, values->values_lists)
+                if (not_copyable(static_cast<const Node *>(list_nth(static_cast<List *>(lfirst(cell)),
+                                                                    column->varattno - 1))))
+                    return nullptr;
+            ListCell *row;
+            foreach (row, values->values_lists) {
+                List *entries = static_cast<List *>(lfirst(row));
+                lfirst(row) = lappend(entries, as_key(k, static_cast<const Node *>(list_nth(entries, column->varattno - 1))));
+            }
+            values->coltypes = lappend_oid(values->coltypes, k.type);
+            values->coltypmods = lappend_int(values->coltypmods, -1);
+            values->colcollations = lappend_oid(values->colcollations, InvalidOid);
+            values->eref->colnames = lappend(values->eref->colnames, makeString(name));
+            return reinterpret_cast<Expr *>(
+                makeVar(column->varno, static_cast<AttrNumber>(list_length(values->coltypes)), k.type, -1, InvalidOid, 0));
+        }
+    }
+    if (not_copyable(expr)) return nullptr;
+    return as_key(k, expr);
+}
+
 // An INSERT into a keyed table: the key from user_id, and the key in an
 // ON CONFLICT that names user_id.
 void key_insert(const Keys &k, Query *q) {
@@ -212,9 +256,11 @@ void key_insert(const Keys &k, Query *q) {
         if (entry->resno == table->user_id) user_id = entry;
     }
     if (user_id == nullptr) return;  // refused by the NOT NULL
+    Expr *value = key_of_rows(k, q, user_id->expr, get_attname(table->relid, table->user_key, false));
+    if (value == nullptr) return;
     // The planner wants an INSERT's entries in column order.
-    TargetEntry *key = makeTargetEntry(as_key(k, reinterpret_cast<Node *>(user_id->expr)), table->user_key,
-                                       get_attname(table->relid, table->user_key, false), false);
+    TargetEntry *key = makeTargetEntry(value, table->user_key, get_attname(table->relid, table->user_key, false),
+                                       false);
     int position = 0;
     foreach (cell, q->targetList) {
         const TargetEntry *entry = static_cast<const TargetEntry *>(lfirst(cell));

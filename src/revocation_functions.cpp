@@ -80,7 +80,9 @@ SESSREV_FUNCTION(revoke_session) {
 //                      exclude_session_id uuid) RETURNS integer
 SESSREV_FUNCTION(revoke_user_sessions) {
     Request r = request_of(fcinfo, Scope::user, 1, 2);
-    r.user_id = sessrev::routing::stored_user_id(PointerGetDatum(arguments::user_id(fcinfo, 0)));
+    // Distributed by a bigint or uuid key, an id that cannot be one has no session.
+    if (!sessrev::routing::stored_user_id(PointerGetDatum(arguments::user_id(fcinfo, 0)), &r.user_id))
+        PG_RETURN_INT32(0);
     r.exclude_null = PG_ARGISNULL(3);
     r.exclude = r.exclude_null ? Datum(0) : PG_GETARG_DATUM(3);
     SPI_connect();

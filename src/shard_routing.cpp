@@ -10,6 +10,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_collation_d.h"
+#include "catalog/pg_type_d.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
@@ -19,7 +20,9 @@ extern "C" {
 PGDLLEXPORT Datum generate_token(PG_FUNCTION_ARGS);
 }
 
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 
 namespace sessrev::routing {
 namespace {
@@ -68,13 +71,53 @@ int32 user_hash(Datum user_id) {
     return DatumGetInt32(FunctionCall1Coll(&entry->hash_proc_finfo, InvalidOid, user_key(user_id, type)));
 }
 
-Datum stored_user_id(Datum user_id) {
+namespace {
+
+// Whether text cannot be read as a value of type: no bigint as int8in
+// reads them (a sign, then decimal digits, or 0x, 0o or 0b and digits of
+// that base, underscores between, spaces around), or not 32 hex digits with
+// hyphens and braces for a uuid. Lenient: a text it passes may still fail
+// the type's input function, which then raises.
+bool cannot_be(Oid type, const char *text) {
+    const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    const char *c = text;
+    while (space(*c)) c++;
+    if (type == UUIDOID) {
+        int digits = 0;
+        for (; *c != '\0'; c++) {
+            if (isxdigit(static_cast<unsigned char>(*c)))
+                digits++;
+            else if (!(space(*c) || *c == '-' || *c == '{' || *c == '}'))
+                return true;
+        }
+        return digits != 32;
+    }
+    if (type != INT8OID) return false;
+    if (*c == '+' || *c == '-') c++;
+    const char *digits = "0123456789_";
+    if (c[0] == '0' && c[1] != '\0' && strchr("xXoObB", c[1]) != nullptr) {
+        const char base = static_cast<char>(tolower(static_cast<unsigned char>(c[1])));
+        digits = base == 'x' ? "0123456789abcdefABCDEF_" : base == 'o' ? "01234567_" : "01_";
+        c += 2;
+    }
+    if (*c == '\0' || strchr(digits, *c) == nullptr) return true;
+    while (*c != '\0' && strchr(digits, *c) != nullptr) c++;
+    while (space(*c)) c++;
+    return *c != '\0';
+}
+
+}  // namespace
+
+bool stored_user_id(Datum user_id, Datum *stored) {
     const Oid type = key_type();
-    if (!OidIsValid(type)) return user_id;
+    *stored = user_id;
+    if (!OidIsValid(type)) return true;
+    if (cannot_be(type, TextDatumGetCString(user_id))) return false;
     Oid output;
     bool varlena;
     getTypeOutputInfo(type, &output, &varlena);
-    return CStringGetTextDatum(OidOutputFunctionCall(output, user_key(user_id, type)));
+    *stored = CStringGetTextDatum(OidOutputFunctionCall(output, user_key(user_id, type)));
+    return true;
 }
 
 namespace {

@@ -48,10 +48,13 @@ int32 user_hash(Datum user_id);
 // user_id (text) in key type type (its input function).
 Datum user_key(Datum user_id, Oid type);
 
-// user_id (text) as sessrev's tables hold it: distributed by a bigint or
-// uuid user key, the key's own text (' 042' and 42 are one user, stored as
-// '42'; an id that is no key is refused, 22P02); else user_id itself.
-Datum stored_user_id(Datum user_id);
+// user_id (text) as sessrev's tables hold it, into *stored: distributed by
+// a bigint or uuid user key, the key's own text (' 042' and 42 are one
+// user, stored as '42'); else user_id itself. False for an id that cannot be
+// a key ('bob' for a bigint), of which no row can exist: a revocation of it
+// has nothing to do, rather than failing the statement that made it (a
+// tracked table's change).
+bool stored_user_id(Datum user_id, Datum *stored);
 
 // The groups other than this node's holding shards (at most max, distinct);
 // their count.
