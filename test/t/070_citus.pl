@@ -32,30 +32,11 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::RealBin/lib";
 use Sessrev::Checks;
+use Sessrev::Citus;
 
-my $pkglib = `pg_config --pkglibdir`;
-chomp $pkglib;
-if (!-f "$pkglib/citus.so") {
-	BAIL_OUT("Citus is not installed ($pkglib/citus.so): test/citus/build")
-	  if ($ENV{SESSREV_CITUS} // '') eq 'required';
-	plan skip_all => 'Citus is not installed (test/citus/build installs it)';
-}
+require_citus();
 
-sub new_node {
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'citus,sessrev'
-max_prepared_transactions = 20
-sessrev.cleanup_interval = 0
-});
-	# Where a node connects to itself (the servers listen on their socket only).
-	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
-	return $node;
-}
+sub new_node { return citus_node($_[0]); }
 
 my $coordinator = new_node('coordinator');
 my @workers = map { new_node("worker$_") } 1 .. 2;

@@ -22,14 +22,9 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::RealBin/lib";
 use Sessrev::Checks;
+use Sessrev::Citus;
 
-my $pkglib = `pg_config --pkglibdir`;
-chomp $pkglib;
-if (!-f "$pkglib/citus.so") {
-	BAIL_OUT("Citus is not installed ($pkglib/citus.so): test/citus/build")
-	  if ($ENV{SESSREV_CITUS} // '') eq 'required';
-	plan skip_all => 'Citus is not installed (test/citus/build installs it)';
-}
+require_citus();
 
 my %layouts = (
 	bigint => { db => 'bigint_app', id => sub { 1000 + $_[0] }, other => sub { ' +' . (1000 + $_[0]) } },
@@ -40,21 +35,10 @@ my %layouts = (
 	},);
 
 sub new_node {
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
-	$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'citus,sessrev'
-max_prepared_transactions = 20
+	return citus_node($_[0], logical => 1, databases => [ map { $layouts{$_}{db} } sort keys %layouts ], conf => q{
 max_connections = 60
-sessrev.cleanup_interval = 0
 sessrev.touch_interval = '1s'
 });
-	$node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'\n");
-	$node->start;
-	$node->safe_psql('postgres', "CREATE DATABASE $layouts{$_}{db}") for sort keys %layouts;
-	$node->safe_psql($layouts{$_}{db}, 'CREATE EXTENSION citus') for sort keys %layouts;
-	return $node;
 }
 
 my $coordinator = new_node('coordinator');
